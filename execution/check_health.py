@@ -1,0 +1,100 @@
+"""Report whether the database, Redis and the schema are ready.
+
+Reads: PostgreSQL (SELECT 1, schema_migrations), Redis (PING). Writes nothing.
+Exit code 0 when all is well, 1 otherwise; `/health` serves the same report.
+
+usage: python -m execution.check_health
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import psycopg2
+import redis as redis_lib
+
+from execution.lib import cli
+from execution.lib.db import Database
+from execution.lib.errors import AppError
+from execution.migrate import migration_status
+
+
+@dataclass(frozen=True)
+class ComponentHealth:
+    ok: bool
+    kind: str
+    latency_ms: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class MigrationHealth:
+    ok: bool
+    applied: int = 0
+    pending: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    database: ComponentHealth
+    redis: ComponentHealth
+    migrations: MigrationHealth
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def check_health(db: Database | None, redis: redis_lib.Redis | None, *, database_kind: str, redis_kind: str) -> Health:
+    migrations = MigrationHealth(ok=False, error="database unavailable")
+    if db is None:
+        database = ComponentHealth(False, database_kind, error="not configured")
+    else:
+        started = time.perf_counter()
+        try:
+            with db.connection() as conn:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT 1")
+                database = ComponentHealth(True, database_kind, round((time.perf_counter() - started) * 1000, 2))
+                try:
+                    states = migration_status(conn)
+                    pending = [f"{s.version}_{s.name}" for s in states if s.state == "pending"]
+                    changed = [f"{s.version}_{s.name}" for s in states if s.state == "changed"]
+                    applied = sum(1 for s in states if s.state == "applied")
+                    migrations = MigrationHealth(not pending and not changed, applied, pending, changed)
+                except (AppError, psycopg2.Error) as exc:
+                    migrations = MigrationHealth(False, error=_reason(exc))
+        except (AppError, psycopg2.Error) as exc:
+            database = ComponentHealth(False, database_kind, error=_reason(exc))
+    if redis is None:
+        redis_health = ComponentHealth(False, redis_kind, error="not configured")
+    else:
+        started = time.perf_counter()
+        try:
+            redis.ping()
+            redis_health = ComponentHealth(True, redis_kind, round((time.perf_counter() - started) * 1000, 2))
+        except redis_lib.RedisError as exc:
+            redis_health = ComponentHealth(False, redis_kind, error=_reason(exc))
+    return Health(database.ok and redis_health.ok and migrations.ok, database, redis_health, migrations)
+
+
+def main(argv: list[str] | None = None, *, resources=None) -> int:
+    cli.parser(__doc__).parse_args(argv)
+
+    def work(res):
+        return check_health(res.db, res.redis, database_kind=res.database_kind, redis_kind=res.redis_kind)
+
+    return cli.run_command(work, redis=True, resources=resources)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,167 @@
+"""Build the one frozen settings object from the environment and `.env`.
+
+This is the only module that reads the environment. Nothing happens at import:
+call `load_settings()` from an entry point and pass the result down.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from execution.lib.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_ENV_FILE = PROJECT_ROOT / ".env"
+
+APP_ENVS = ("development", "test", "production")
+_PLACEHOLDER_MARKERS = ("change-me", "changeme", "change_me", "placeholder", "replace-me", "your-", "xxx", "todo")
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_env: str = "development"
+    secret_key: str = field(default="", repr=False)
+    database_url: str | None = field(default=None, repr=False)
+    redis_url: str | None = field(default=None, repr=False)
+    data_dir: Path = PROJECT_ROOT / "data"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    db_pool_min: int = 1
+    db_pool_max: int = 20
+    db_pool_wait_s: float = 5.0
+    db_statement_timeout_ms: int = 5000
+    db_connect_timeout_s: int = 5
+    anthropic_api_key: str | None = field(default=None, repr=False)
+    anthropic_model: str = "claude-sonnet-4-5"
+    anthropic_timeout_s: float = 30.0
+    anthropic_max_retries: int = 2
+    run_worker: bool = True
+    demo_agent_email: str = "sara@nile-homes.example"
+    demo_agent_password: str | None = field(default=None, repr=False)
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def database_kind(self) -> str:
+        return "external" if self.database_url else "embedded"
+
+    @property
+    def redis_kind(self) -> str:
+        return "external" if self.redis_url else "embedded"
+
+
+def _is_placeholder(value: str | None) -> bool:
+    if not value:
+        return True
+    lowered = value.strip().lower()
+    return any(marker in lowered for marker in _PLACEHOLDER_MARKERS)
+
+
+def _read_env_file(env_file: Path | None) -> dict[str, str]:
+    if env_file is None or not Path(env_file).is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+
+
+def _as_int(values: Mapping[str, str], name: str, default: int) -> int:
+    raw = values.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _as_float(values: Mapping[str, str], name: str, default: float) -> float:
+    raw = values.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _as_bool(values: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = values.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _optional(values: Mapping[str, str], name: str) -> str | None:
+    raw = values.get(name, "").strip()
+    return raw or None
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, env_file: Path | None = DEFAULT_ENV_FILE
+) -> Settings:
+    """Merge `.env` under the process environment and validate the result."""
+    values: dict[str, str] = _read_env_file(env_file)
+    values.update(os.environ if environ is None else environ)
+
+    app_env = values.get("APP_ENV", "development").strip().lower() or "development"
+    if app_env not in APP_ENVS:
+        raise ConfigError(f"APP_ENV must be one of {', '.join(APP_ENVS)}, got {app_env!r}")
+
+    data_dir = Path(values.get("DATA_DIR", "").strip() or PROJECT_ROOT / "data")
+    if not data_dir.is_absolute():
+        data_dir = PROJECT_ROOT / data_dir
+
+    settings = Settings(
+        app_env=app_env,
+        secret_key=values.get("APP_SECRET_KEY", "").strip(),
+        database_url=_optional(values, "DATABASE_URL"),
+        redis_url=_optional(values, "REDIS_URL"),
+        data_dir=data_dir,
+        host=values.get("HOST", "").strip() or "127.0.0.1",
+        port=_as_int(values, "PORT", 8000),
+        log_level=(values.get("LOG_LEVEL", "").strip() or "INFO").upper(),
+        db_pool_min=_as_int(values, "DB_POOL_MIN", 1),
+        db_pool_max=_as_int(values, "DB_POOL_MAX", 20),
+        db_pool_wait_s=_as_float(values, "DB_POOL_WAIT_S", 5.0),
+        db_statement_timeout_ms=_as_int(values, "DB_STATEMENT_TIMEOUT_MS", 5000),
+        db_connect_timeout_s=_as_int(values, "DB_CONNECT_TIMEOUT_S", 5),
+        anthropic_api_key=_optional(values, "ANTHROPIC_API_KEY"),
+        anthropic_model=values.get("ANTHROPIC_MODEL", "").strip() or "claude-sonnet-4-5",
+        anthropic_timeout_s=_as_float(values, "ANTHROPIC_TIMEOUT_S", 30.0),
+        anthropic_max_retries=_as_int(values, "ANTHROPIC_MAX_RETRIES", 2),
+        run_worker=_as_bool(values, "RUN_WORKER", True),
+        demo_agent_email=values.get("DEMO_AGENT_EMAIL", "").strip() or "sara@nile-homes.example",
+        demo_agent_password=_optional(values, "DEMO_AGENT_PASSWORD"),
+    )
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    if not 1 <= settings.db_pool_min <= settings.db_pool_max:
+        raise ConfigError("DB_POOL_MIN must be at least 1 and at most DB_POOL_MAX")
+    if settings.app_env == "development":
+        return
+    problems = []
+    if _is_placeholder(settings.secret_key) or len(settings.secret_key) < 32:
+        problems.append("APP_SECRET_KEY must be a real secret of at least 32 characters")
+    if settings.anthropic_api_key is not None and _is_placeholder(settings.anthropic_api_key):
+        problems.append("ANTHROPIC_API_KEY looks like a placeholder; set a real key or leave it empty")
+    if settings.is_production:
+        if not settings.database_url:
+            problems.append("DATABASE_URL is required in production (the embedded database is for development)")
+        if not settings.redis_url:
+            problems.append("REDIS_URL is required in production (the embedded Redis is for development)")
+    if problems:
+        raise ConfigError(f"refusing to start with APP_ENV={settings.app_env}: " + "; ".join(problems))

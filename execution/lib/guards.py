@@ -1,0 +1,100 @@
+"""Redis guards: the per-conversation lock and short-lived idempotency claims.
+
+Every Redis key prefix the project uses is a constant here, `kind:scope:id`.
+Redis only coordinates; PostgreSQL UNIQUE constraints remain the durable guard.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from types import TracebackType
+
+import redis as redis_lib
+
+from execution.lib.errors import LockBusy
+
+LOCK_CONVERSATION = "lock:conversation:"
+IDEMPOTENCY = "idem:"
+
+# Compare-and-delete / compare-and-extend: only the holder's token may touch the key.
+_RELEASE_LUA = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+_EXTEND_LUA = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+)
+
+
+class RedisLock:
+    """A lock with a random token, a TTL, and a short bounded wait before `LockBusy`."""
+
+    def __init__(
+        self,
+        client: redis_lib.Redis,
+        key: str,
+        *,
+        ttl_ms: int = 30_000,
+        wait_ms: int = 2_000,
+        poll_ms: int = 10,
+    ) -> None:
+        if ttl_ms <= 0 or wait_ms < 0:
+            raise ValueError("ttl_ms must be positive and wait_ms not negative")
+        self.client = client
+        self.key = key
+        self.ttl_ms = ttl_ms
+        self.wait_ms = wait_ms
+        self.poll_ms = poll_ms
+        self.token: str | None = None
+
+    def acquire(self) -> "RedisLock":
+        token = secrets.token_hex(16)
+        deadline = time.monotonic() + self.wait_ms / 1000
+        delay = self.poll_ms / 1000
+        while True:
+            if self.client.set(self.key, token, nx=True, px=self.ttl_ms):
+                self.token = token
+                return self
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise LockBusy(f"{self.key} is held by another worker")
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 0.2)
+
+    def release(self) -> bool:
+        """Delete the key only if it still holds our token; False means the TTL expired first."""
+        if self.token is None:
+            return False
+        released = bool(self.client.eval(_RELEASE_LUA, 1, self.key, self.token))
+        self.token = None
+        return released
+
+    def extend(self, ttl_ms: int | None = None) -> bool:
+        if self.token is None:
+            return False
+        return bool(self.client.eval(_EXTEND_LUA, 1, self.key, self.token, ttl_ms or self.ttl_ms))
+
+    def __enter__(self) -> "RedisLock":
+        return self.acquire()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+
+def conversation_lock(
+    client: redis_lib.Redis, conversation_id: int, *, ttl_ms: int = 30_000, wait_ms: int = 2_000
+) -> RedisLock:
+    """The one-writer-per-conversation lock (`lock:conversation:{id}`)."""
+    return RedisLock(client, f"{LOCK_CONVERSATION}{int(conversation_id)}", ttl_ms=ttl_ms, wait_ms=wait_ms)
+
+
+def claim_idempotency(client: redis_lib.Redis, key: str, *, ttl_s: int) -> bool:
+    """Claim `key` once for `ttl_s` seconds; True only for the first caller."""
+    if not key:
+        raise ValueError("idempotency key must not be empty")
+    return bool(client.set(f"{IDEMPOTENCY}{key}", "1", nx=True, ex=ttl_s))
+
+
+def release_idempotency(client: redis_lib.Redis, key: str) -> None:
+    """Give a claim back after the guarded work failed, so a retry may run it."""
+    client.delete(f"{IDEMPOTENCY}{key}")

@@ -1,0 +1,98 @@
+"""SQL for organizations, agents and channels: fixed statements with parameters."""
+
+from __future__ import annotations
+
+from psycopg2.extras import Json
+
+from execution.lib.db import Connection
+
+
+def upsert_organization(conn: Connection, *, slug: str, name: str) -> dict:
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO organizations (slug, name) VALUES (%s, %s)
+            ON CONFLICT (slug) DO UPDATE SET name = EXCLUDED.name
+            RETURNING id, slug, name
+            """,
+            (slug, name),
+        )
+        return cur.fetchone()
+
+
+def upsert_agent(
+    conn: Connection,
+    *,
+    organization_id: int,
+    email: str,
+    name: str,
+    password_hash: str | None,
+    phone: str | None = None,
+    language: str = "en",
+) -> dict:
+    """Create the agent, or update its name, phone and language; a password is set only if given."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO agents (organization_id, email, name, password_hash, phone, language)
+            VALUES (%s, %s, %s, %s, %s, %s)
+            ON CONFLICT (email) DO UPDATE
+               SET name = EXCLUDED.name,
+                   phone = EXCLUDED.phone,
+                   language = EXCLUDED.language,
+                   password_hash = COALESCE(EXCLUDED.password_hash, agents.password_hash)
+            WHERE agents.organization_id = EXCLUDED.organization_id
+            RETURNING id, organization_id, email, name
+            """,
+            (organization_id, email.lower(), name, password_hash, phone, language),
+        )
+        return cur.fetchone()
+
+
+def upsert_channel(
+    conn: Connection,
+    *,
+    organization_id: int,
+    agent_id: int,
+    provider: str,
+    instance_id: str,
+    api_url: str | None = None,
+    api_token_encrypted: str | None = None,
+    webhook_token_hash: str | None = None,
+) -> dict:
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO channels (organization_id, agent_id, provider, instance_id, api_url,
+                                  api_token_encrypted, webhook_token_hash)
+            VALUES (%s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (provider, instance_id) DO UPDATE
+               SET api_url = EXCLUDED.api_url,
+                   api_token_encrypted = COALESCE(EXCLUDED.api_token_encrypted, channels.api_token_encrypted),
+                   webhook_token_hash = COALESCE(EXCLUDED.webhook_token_hash, channels.webhook_token_hash)
+            WHERE channels.organization_id = EXCLUDED.organization_id
+            RETURNING id, organization_id, agent_id, provider, instance_id
+            """,
+            (organization_id, agent_id, provider, instance_id, api_url, api_token_encrypted, webhook_token_hash),
+        )
+        return cur.fetchone()
+
+
+def insert_audit(
+    conn: Connection,
+    *,
+    organization_id: int | None,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: int | None,
+    details: dict | None = None,
+) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO audit_log (organization_id, actor, action, entity, entity_id, details)
+            VALUES (%s, %s, %s, %s, %s, %s)
+            """,
+            (organization_id, actor, action, entity, entity_id, Json(details or {})),
+        )

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# ./quickstart.sh        set up and serve the demo on http://127.0.0.1:8000
+# ./quickstart.sh test   set up and run the whole test suite (extra args go to pytest)
+# Needs only Python 3. Safe to re-run: it installs only what changed and keeps your data.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+mode="${1:-serve}"
+case "$mode" in
+  serve) ;;
+  test) shift ;;
+  -h|--help) sed -n '2,4p' "$0" | sed 's/^# //'; exit 0 ;;
+  *) echo "usage: ./quickstart.sh [test [pytest args...]]" >&2; exit 2 ;;
+esac
+
+PYTHON="${PYTHON:-python3}"
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+  echo "quickstart: $PYTHON not found; install Python 3.10 or newer" >&2
+  exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  echo "quickstart: creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+VPY=.venv/bin/python
+
+install() {  # install a requirements file unless it is unchanged since the last install
+  local req="$1" stamp=".venv/.install-stamp-$(basename "$1" .txt)"
+  local sum
+  sum=$(cat "$req" requirements.txt | sha256sum | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sum" ]; then
+    echo "quickstart: installing $req"
+    "$VPY" -m pip install --disable-pip-version-check -q -r "$req"
+    echo "$sum" > "$stamp"
+  fi
+}
+
+if [ "$mode" = "test" ]; then
+  install requirements-dev.txt
+  set +e
+  "$VPY" -m pytest "$@"
+  rc=$?
+  set -e
+  if [ "$rc" -eq 5 ]; then
+    echo "quickstart: pytest collected no tests; that is a failure" >&2
+    exit 1
+  fi
+  exit "$rc"
+fi
+
+install requirements.txt
+"$VPY" -m execution.init_env >/dev/null
+"$VPY" -m execution.migrate
+"$VPY" -m execution.seed_demo
+HOST_ADDR=$("$VPY" -c 'from execution.lib.config import load_settings as l; s=l(); print(f"{s.host} {s.port}")')
+read -r host port <<<"$HOST_ADDR"
+echo "quickstart: serving on http://$host:$port  (health: /health; stop with Ctrl-C)"
+exec "$VPY" -m uvicorn main:app --host "$host" --port "$port" --no-access-log

