@@ -9,19 +9,24 @@ import logging
 from contextlib import asynccontextmanager
 from typing import Annotated
 
+import psycopg2
 from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from execution.check_health import check_health
 from execution.lib.cli import configure_logging, jsonable
 from execution.lib.config import load_settings
+from execution.lib.errors import BadRequest, DatabaseUnavailable, Unauthorized
 from execution.lib.resources import Resources, open_resources
 from execution.migrate import require_migrated
+from execution.webhook_handler import MAX_BODY_BYTES, receive_green_api
+from execution.worker import Worker
 
 log = logging.getLogger("main")
 
 
-def create_app(resources: Resources | None = None) -> FastAPI:
+def create_app(resources: Resources | None = None, *, run_worker: bool | None = None) -> FastAPI:
     """Build the app; tests pass their own resources, production builds them at start-up."""
 
     @asynccontextmanager
@@ -37,8 +42,16 @@ def create_app(resources: Resources | None = None) -> FastAPI:
             with res.db.connection() as conn:
                 require_migrated(conn)
             app.state.resources = res
-            log.info("ready: env=%s database=%s redis=%s", res.settings.app_env, res.database_kind, res.redis_kind)
-            yield
+            worker = None
+            if res.settings.run_worker if run_worker is None else run_worker:
+                worker = Worker(res.db).start()
+            log.info("ready: env=%s database=%s redis=%s worker=%s", res.settings.app_env, res.database_kind,
+                     res.redis_kind, "in-process" if worker else "external")
+            try:
+                yield
+            finally:
+                if worker is not None:
+                    worker.stop()
         finally:
             if owned:
                 res.close()
@@ -50,7 +63,43 @@ def create_app(resources: Resources | None = None) -> FastAPI:
         report = check_health(res.db, res.redis, database_kind=res.database_kind, redis_kind=res.redis_kind)
         return JSONResponse(jsonable(report), status_code=200 if report.ok else 503)
 
+    @app.post("/webhooks/green-api")
+    async def green_api_webhook(request: Request) -> JSONResponse:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return _refuse(413, f"body is {declared} bytes; the limit is {MAX_BODY_BYTES}")
+        body = await _read_capped(request, MAX_BODY_BYTES)
+        if body is None:
+            return _refuse(413, f"body is over the limit of {MAX_BODY_BYTES} bytes")
+        res: Resources = request.app.state.resources
+        try:
+            receipt = await run_in_threadpool(
+                receive_green_api, res.db, body=body, authorization=request.headers.get("authorization")
+            )
+        except BadRequest as exc:
+            return _refuse(413 if exc.too_large else 400, str(exc))
+        except Unauthorized as exc:
+            return _refuse(401, str(exc))
+        except (DatabaseUnavailable, psycopg2.OperationalError, psycopg2.InterfaceError):
+            # Never a 200 without a durable write: the provider will deliver again.
+            return _refuse(503, "storage unavailable; retry later")
+        return JSONResponse({"ok": True, "outcome": receipt.outcome.value, "event_id": receipt.event_id})
+
     return app
+
+
+def _refuse(status: int, reason: str) -> JSONResponse:
+    return JSONResponse({"ok": False, "error": reason}, status_code=status)
+
+
+async def _read_capped(request: Request, limit: int) -> bytes | None:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def get_resources(request: Request) -> Resources:

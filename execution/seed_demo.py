@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from execution.lib import cli, store
 from execution.lib.db import Connection, transaction
 from execution.lib.errors import ConfigError, NotFound
-from execution.lib.security import hash_password
+from execution.lib.security import hash_password, hash_token, sandbox_webhook_token
 
 DEMO_ORGANIZATION = ("nile-homes", "Nile Homes (demo)")
 DEMO_AGENT_NAME = "Sara (demo)"
-SANDBOX_INSTANCE_ID = "sandbox-demo"
+SANDBOX_INSTANCE_ID = "1100000000"  # numeric like a Green API idInstance; no such real instance
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,9 @@ class DemoSeed:
     login_url: str = "http://127.0.0.1:8000/inbox"
 
 
-def seed_demo(conn: Connection, *, email: str, password: str, base_url: str = "http://127.0.0.1:8000") -> DemoSeed:
+def seed_demo(
+    conn: Connection, *, email: str, password: str, secret_key: str, base_url: str = "http://127.0.0.1:8000"
+) -> DemoSeed:
     if not password:
         raise ConfigError("DEMO_AGENT_PASSWORD is empty; run `python -m execution.init_env` or set it in .env")
     with transaction(conn):
@@ -51,6 +53,7 @@ def seed_demo(conn: Connection, *, email: str, password: str, base_url: str = "h
             agent_id=agent["id"],
             provider="sandbox",
             instance_id=SANDBOX_INSTANCE_ID,
+            webhook_token_hash=hash_token(sandbox_webhook_token(secret_key, SANDBOX_INSTANCE_ID)),
         )
         store.insert_audit(
             conn,
@@ -73,6 +76,7 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
                 conn,
                 email=s.demo_agent_email,
                 password=s.demo_agent_password or "",
+                secret_key=s.secret_key,
                 base_url=f"http://{s.host}:{s.port}",
             )
         # The login is printed on purpose: this is the operator's own demo set-up.

@@ -36,6 +36,8 @@ CREATE TABLE channels (
     api_token_encrypted  text,                   -- never stored in the clear
     webhook_token_hash   text,                   -- sha256 of the webhook bearer token
     status               text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'disabled')),
+    provider_state       text,                   -- last stateInstanceChanged: authorized, blocked, ...
+    provider_state_at    timestamptz,
     created_at           timestamptz NOT NULL DEFAULT now(),
     UNIQUE (provider, instance_id),
     UNIQUE (organization_id, id),
@@ -92,6 +94,7 @@ CREATE TABLE webhook_events (
     attempts       integer NOT NULL DEFAULT 0,
     available_at   timestamptz NOT NULL DEFAULT now(),   -- not claimed before this (backoff)
     lease_until    timestamptz,                          -- a claim expires here
+    claim_token    uuid,                                 -- who holds the current claim
     last_error     text,
     received_at    timestamptz NOT NULL DEFAULT now(),
     processed_at   timestamptz,
@@ -135,6 +138,7 @@ CREATE TABLE messages (
     body                 text,
     media                jsonb,
     provider_message_id  text,
+    quoted_provider_id   text,                   -- the message this one quotes, reacts to, edits or deletes
     delivery_status      text CHECK (delivery_status IN
                          ('pending', 'sent', 'delivered', 'read', 'failed', 'no_account', 'unknown', 'suppressed')),
     status_detail        text,

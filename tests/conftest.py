@@ -212,3 +212,44 @@ def pytest_report_header(config):
     rd = "TEST_REDIS_URL" if os.environ.get("TEST_REDIS_URL") else "embedded Redis"
     return f"test resources: {db}, {rd}"
 
+
+
+# ------------------------------------------------------------------ Green API channel fixtures
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "green_api"  # copied from the provider docs
+WEBHOOK_TOKEN = "test-webhook-token-not-real"
+INSTANCE_ID = "1101000001"
+
+
+@pytest.fixture
+def fake_green_api():
+    from tests.fakes.green_api_server import FakeGreenApi
+
+    server = FakeGreenApi(instance_id=INSTANCE_ID).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def green_channel(resources, fake_green_api):
+    """An agency, an agent and a Green API channel pointing at the fake server (committed)."""
+    from execution.lib import store
+    from execution.lib.security import encrypt_secret, hash_token
+
+    with resources.db.transaction() as c:
+        org = store.upsert_organization(c, slug="acme", name="Acme Homes")
+        agent = store.upsert_agent(c, organization_id=org["id"], email="agent@acme.example", name="Agent",
+                                   password_hash=None, phone="15550000000")
+        channel = store.upsert_channel(
+            c, organization_id=org["id"], agent_id=agent["id"], provider="green_api", instance_id=INSTANCE_ID,
+            api_url=fake_green_api.url,
+            api_token_encrypted=encrypt_secret(resources.settings.secret_key, fake_green_api.token),
+            webhook_token_hash=hash_token(WEBHOOK_TOKEN),
+        )
+        return store.get_channel(c, channel_id=channel["id"])
+
+
+def load_fixture(name: str) -> dict:
+    import json
+
+    return json.loads((FIXTURES / name).read_text())

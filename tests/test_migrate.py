@@ -2,6 +2,7 @@ import json
 import shutil
 import threading
 
+import psycopg2
 import pytest
 
 from execution import migrate as migrate_cmd
@@ -54,7 +55,7 @@ def test_a_failing_file_leaves_no_trace(scratch, tmp_path):
     mig = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, mig)
     (mig / "900_broken.sql").write_text("CREATE TABLE half_done (id int);\nSELECT no_such_function();\n")
-    with pytest.raises(Exception):
+    with pytest.raises(psycopg2.errors.UndefinedFunction):
         migrate(scratch, migrations_dir=mig)
     assert "half_done" not in _tables(scratch)
     states = {s.version: s.state for s in migration_status(scratch, migrations_dir=mig)}

@@ -34,4 +34,45 @@ class PendingMigrations(AppError):
 
 
 class ProviderError(AppError):
+    """A provider call failed; `status` is the HTTP status when there was one."""
+
     exit_code = 70
+
+    def __init__(self, message: str, *, status: int | None = None, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
+
+
+class ProviderRetryable(ProviderError):
+    """429, 5xx or no connection: safe to try again (the provider did not take the message)."""
+
+
+class ProviderRejected(ProviderError):
+    """A 4xx other than 429: the request is wrong or not allowed; retrying will not help."""
+
+
+class ProviderQuotaExceeded(ProviderRejected):
+    """Green API 466: the plan's monthly method or chat quota is used up."""
+
+
+class ProviderOutcomeUnknown(ProviderError):
+    """The request may have reached the provider (read timeout): do not blindly resend."""
+
+
+class Unauthorized(AppError):
+    exit_code = 77  # EX_NOPERM
+
+
+class BadRequest(AppError):
+    """Input refused with a reason (HTTP 400, or 413 when `too_large`)."""
+
+    def __init__(self, message: str, *, too_large: bool = False) -> None:
+        super().__init__(message)
+        self.too_large = too_large
+
+
+class RetryLater(AppError):
+    """An event arrived before what it refers to (a status before our send recorded its id)."""
+
+    exit_code = 75

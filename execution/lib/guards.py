@@ -16,12 +16,24 @@ from execution.lib.errors import LockBusy
 
 LOCK_CONVERSATION = "lock:conversation:"
 IDEMPOTENCY = "idem:"
+PACE_CHANNEL = "pace:channel:"
 
 # Compare-and-delete / compare-and-extend: only the holder's token may touch the key.
 _RELEASE_LUA = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 _EXTEND_LUA = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
 )
+
+# Reserve the next send slot of a channel: returns how many ms the caller waits for it.
+_PACE_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local nxt = tonumber(redis.call('GET', KEYS[1]) or '0')
+local slot = math.max(now, nxt)
+local interval = tonumber(ARGV[1])
+redis.call('SET', KEYS[1], slot + interval, 'PX', slot - now + interval + 60000)
+return slot - now
+"""
 
 
 class RedisLock:
@@ -98,3 +110,10 @@ def claim_idempotency(client: redis_lib.Redis, key: str, *, ttl_s: int) -> bool:
 def release_idempotency(client: redis_lib.Redis, key: str) -> None:
     """Give a claim back after the guarded work failed, so a retry may run it."""
     client.delete(f"{IDEMPOTENCY}{key}")
+
+
+def reserve_send_slot(client: redis_lib.Redis, channel_id: int, *, interval_ms: int) -> int:
+    """Reserve this channel's next send slot (one per `interval_ms`, across processes); ms to wait."""
+    if interval_ms <= 0:
+        return 0
+    return int(client.eval(_PACE_LUA, 1, f"{PACE_CHANNEL}{int(channel_id)}", int(interval_ms)))

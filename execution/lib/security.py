@@ -50,3 +50,29 @@ def token_matches(token: str | None, stored_hash: str | None) -> bool:
     if not token or not stored_hash:
         return False
     return hmac.compare_digest(hash_token(token), stored_hash)
+
+
+def _fernet(secret_key: str):
+    from cryptography.fernet import Fernet
+
+    key = base64.urlsafe_b64encode(hashlib.sha256(f"token-encryption:{secret_key}".encode()).digest())
+    return Fernet(key)
+
+
+def encrypt_secret(secret_key: str, value: str) -> str:
+    """Encrypt a provider token for storage (Fernet, key derived from APP_SECRET_KEY)."""
+    return _fernet(secret_key).encrypt(value.encode()).decode()
+
+
+def decrypt_secret(secret_key: str, token: str) -> str:
+    from cryptography.fernet import InvalidToken
+
+    try:
+        return _fernet(secret_key).decrypt(token.encode()).decode()
+    except InvalidToken:
+        raise ValueError("stored token cannot be decrypted with this APP_SECRET_KEY") from None
+
+
+def sandbox_webhook_token(secret_key: str, instance_id: str) -> str:
+    """The sandbox channel's webhook token, derived so the simulator can sign what it posts."""
+    return hmac.new(secret_key.encode(), f"sandbox-webhook:{instance_id}".encode(), hashlib.sha256).hexdigest()

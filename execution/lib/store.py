@@ -96,3 +96,43 @@ def insert_audit(
             """,
             (organization_id, actor, action, entity, entity_id, Json(details or {})),
         )
+
+
+def channel_by_instance(conn: Connection, *, providers: tuple[str, ...], instance_id: str) -> dict | None:
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT id, organization_id, agent_id, provider, instance_id, api_url, api_token_encrypted,
+                   webhook_token_hash, status
+              FROM channels
+             WHERE instance_id = %s AND provider = ANY(%s)
+            """,
+            (instance_id, list(providers)),
+        )
+        return cur.fetchone()
+
+
+def get_channel(conn: Connection, *, channel_id: int) -> dict | None:
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT id, organization_id, agent_id, provider, instance_id, api_url, api_token_encrypted, status
+              FROM channels WHERE id = %s
+            """,
+            (channel_id,),
+        )
+        return cur.fetchone()
+
+
+def set_channel_state(conn: Connection, *, channel_id: int, state: str | None) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE channels SET provider_state = %s, provider_state_at = now() WHERE id = %s",
+            (state, channel_id),
+        )
+
+
+def agent_by_email(conn: Connection, *, email: str) -> dict | None:
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, organization_id, email, name FROM agents WHERE email = %s", (email.lower(),))
+        return cur.fetchone()

@@ -1,0 +1,264 @@
+"""SQL for contacts, conversations, messages, the outbox and mode changes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from psycopg2.extras import Json
+
+from execution.lib.db import Connection
+
+# Delivery only moves forward; failed and no_account are terminal.
+_RANK_SQL = "CASE {col} WHEN 'pending' THEN 0 WHEN 'unknown' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 9 END"
+TERMINAL_STATUSES = ("failed", "no_account", "suppressed")
+
+
+def upsert_contact(conn: Connection, *, organization_id: int, phone: str, display_name: str | None) -> int:
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO contacts (organization_id, phone, display_name) VALUES (%s, %s, %s)
+            ON CONFLICT (organization_id, phone)
+            DO UPDATE SET display_name = COALESCE(contacts.display_name, EXCLUDED.display_name)
+            RETURNING id
+            """,
+            (organization_id, phone, display_name),
+        )
+        return cur.fetchone()["id"]
+
+
+def upsert_conversation(
+    conn: Connection,
+    *,
+    channel: dict,
+    chat_id: str,
+    contact_id: int | None,
+    is_group: bool,
+    title: str | None,
+) -> dict:
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO conversations (organization_id, agent_id, channel_id, contact_id, chat_id, is_group, title)
+            VALUES (%s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (channel_id, chat_id)
+            DO UPDATE SET title = COALESCE(conversations.title, EXCLUDED.title)
+            RETURNING id, organization_id, agent_id, channel_id, chat_id, is_group, mode, mode_version, status
+            """,
+            (channel["organization_id"], channel["agent_id"], channel["id"], contact_id, chat_id, is_group, title),
+        )
+        return cur.fetchone()
+
+
+def get_conversation(conn: Connection, *, conversation_id: int, for_update: bool = False) -> dict | None:
+    sql = """
+        SELECT id, organization_id, agent_id, channel_id, contact_id, chat_id, is_group, mode, mode_version,
+               mode_reason, mode_changed_at, status, unread_count, last_inbound_at, last_message_at
+          FROM conversations WHERE id = %s
+    """
+    with conn.cursor() as cur:
+        cur.execute(sql + (" FOR UPDATE" if for_update else ""), (conversation_id,))
+        return cur.fetchone()
+
+
+def insert_message(
+    conn: Connection,
+    *,
+    organization_id: int,
+    conversation_id: int,
+    direction: str,
+    author: str,
+    message_type: str = "text",
+    body: str | None = None,
+    media: dict | None = None,
+    sender_id: str | None = None,
+    provider_message_id: str | None = None,
+    quoted_provider_id: str | None = None,
+    delivery_status: str | None = None,
+    outbox_id: int | None = None,
+    webhook_event_id: int | None = None,
+    provider_timestamp: datetime | None = None,
+) -> int | None:
+    """Insert one message; None if this provider message id is already stored for the conversation."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO messages (organization_id, conversation_id, direction, author, message_type, body, media,
+                                  sender_id, provider_message_id, quoted_provider_id, delivery_status, outbox_id,
+                                  webhook_event_id, provider_timestamp)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (conversation_id, provider_message_id) WHERE provider_message_id IS NOT NULL DO NOTHING
+            RETURNING id
+            """,
+            (
+                organization_id,
+                conversation_id,
+                direction,
+                author,
+                message_type,
+                body,
+                Json(media) if media is not None else None,
+                sender_id,
+                provider_message_id,
+                quoted_provider_id,
+                delivery_status,
+                outbox_id,
+                webhook_event_id,
+                provider_timestamp,
+            ),
+        )
+        row = cur.fetchone()
+        return row["id"] if row else None
+
+
+def touch_conversation(conn: Connection, *, conversation_id: int, inbound: bool) -> None:
+    """Keep the inbox ordering, the unread count and the 24 h window's last inbound time."""
+    with conn.cursor() as cur:
+        if inbound:
+            cur.execute(
+                """
+                UPDATE conversations
+                   SET unread_count = unread_count + 1, last_inbound_at = now(), last_message_at = now()
+                 WHERE id = %s
+                """,
+                (conversation_id,),
+            )
+        else:
+            cur.execute("UPDATE conversations SET last_message_at = now() WHERE id = %s", (conversation_id,))
+
+
+def change_mode(conn: Connection, *, conversation_id: int, mode: str, reason: str) -> dict | None:
+    """Set the mode and bump mode_version; None when the conversation is already in that mode."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            UPDATE conversations
+               SET mode = %s, mode_version = mode_version + 1, mode_reason = %s, mode_changed_at = now()
+             WHERE id = %s AND mode <> %s
+            RETURNING id, organization_id, mode, mode_version
+            """,
+            (mode, reason, conversation_id, mode),
+        )
+        return cur.fetchone()
+
+
+def update_delivery_status(
+    conn: Connection, *, channel_id: int, provider_message_id: str, status: str, detail: str | None
+) -> int:
+    """Move a message's delivery status forward only; returns how many rows changed (0 or 1)."""
+    rank_new = _RANK_SQL.format(col="%(status)s::text")
+    rank_old = _RANK_SQL.format(col="m.delivery_status")
+    with conn.cursor() as cur:
+        cur.execute(
+            f"""
+            UPDATE messages m
+               SET delivery_status = %(status)s,
+                   status_detail = COALESCE(%(detail)s, m.status_detail)
+              FROM conversations c
+             WHERE c.id = m.conversation_id AND c.channel_id = %(channel)s
+               AND m.provider_message_id = %(pmid)s
+               AND (m.delivery_status IS NULL OR m.delivery_status NOT IN ('failed', 'no_account', 'suppressed'))
+               AND (%(status)s IN ('failed', 'no_account') OR {rank_new} > COALESCE({rank_old}, -1))
+            """,
+            {"status": status, "detail": detail, "channel": channel_id, "pmid": provider_message_id},
+        )
+        return cur.rowcount
+
+
+def message_exists(conn: Connection, *, channel_id: int, provider_message_id: str) -> bool:
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT 1 FROM messages m JOIN conversations c ON c.id = m.conversation_id
+             WHERE c.channel_id = %s AND m.provider_message_id = %s
+            """,
+            (channel_id, provider_message_id),
+        )
+        return cur.fetchone() is not None
+
+
+def outbox_by_provider_id(conn: Connection, *, channel_id: int, provider_message_id: str) -> dict | None:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT id, status, author FROM outbox WHERE channel_id = %s AND provider_message_id = %s",
+            (channel_id, provider_message_id),
+        )
+        return cur.fetchone()
+
+
+def insert_outbox(
+    conn: Connection,
+    *,
+    conversation: dict,
+    idempotency_key: str,
+    kind: str,
+    author: str,
+    payload: dict,
+    mode_version: int | None,
+) -> int | None:
+    """Write the pending outbox row; None if the idempotency key was used before."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO outbox (organization_id, conversation_id, channel_id, idempotency_key, kind, author,
+                                payload, mode_version)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (idempotency_key) DO NOTHING
+            RETURNING id
+            """,
+            (
+                conversation["organization_id"],
+                conversation["id"],
+                conversation["channel_id"],
+                idempotency_key,
+                kind,
+                author,
+                Json(payload),
+                mode_version,
+            ),
+        )
+        row = cur.fetchone()
+        return row["id"] if row else None
+
+
+def get_outbox(conn: Connection, *, idempotency_key: str) -> dict | None:
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT o.id, o.status, o.provider_message_id, o.last_error, m.id AS message_id
+              FROM outbox o LEFT JOIN messages m ON m.outbox_id = o.id
+             WHERE o.idempotency_key = %s
+            """,
+            (idempotency_key,),
+        )
+        return cur.fetchone()
+
+
+def finish_outbox(
+    conn: Connection,
+    *,
+    outbox_id: int,
+    status: str,
+    provider_message_id: str | None,
+    delivery_status: str,
+    error: str | None,
+) -> None:
+    """Record the provider's answer on the outbox row and its timeline message."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            UPDATE outbox
+               SET status = %s, provider_message_id = COALESCE(%s, provider_message_id), attempts = attempts + 1,
+                   last_error = %s, sent_at = CASE WHEN %s = 'sent' THEN now() ELSE sent_at END
+             WHERE id = %s
+            """,
+            (status, provider_message_id, error, status, outbox_id),
+        )
+        cur.execute(
+            """
+            UPDATE messages
+               SET provider_message_id = COALESCE(%s, provider_message_id), delivery_status = %s, status_detail = %s
+             WHERE outbox_id = %s
+            """,
+            (provider_message_id, delivery_status, error, outbox_id),
+        )

@@ -1,0 +1,58 @@
+"""The one way a conversation's mode changes: mode, mode_version + 1, timeline entry, audit row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from execution.lib import message_store, store
+from execution.lib.db import Connection, transaction
+from execution.lib.errors import NotFound
+
+MODES = ("AI", "HUMAN")
+
+
+@dataclass(frozen=True)
+class ModeChange:
+    conversation_id: int
+    mode: str
+    mode_version: int
+    changed: bool
+    actor: str
+    reason: str
+
+
+def apply_mode_change(
+    conn: Connection, *, conversation_id: int, mode: str, actor: str, reason: str, brief: str | None = None
+) -> ModeChange:
+    """One short transaction (a savepoint inside a caller's); the toggle never waits for a generation."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}")
+    with transaction(conn):
+        row = message_store.change_mode(conn, conversation_id=conversation_id, mode=mode, reason=reason)
+        if row is None:
+            current = message_store.get_conversation(conn, conversation_id=conversation_id)
+            if current is None:
+                raise NotFound(f"conversation {conversation_id} does not exist")
+            return ModeChange(conversation_id, current["mode"], current["mode_version"], False, actor, reason)
+        details = {"mode": mode, "actor": actor, "reason": reason, "mode_version": row["mode_version"]}
+        if brief:
+            details["brief"] = brief
+        message_store.insert_message(
+            conn,
+            organization_id=row["organization_id"],
+            conversation_id=conversation_id,
+            direction="internal",
+            author="system",
+            message_type="mode_change",
+            media=details,
+        )
+        store.insert_audit(
+            conn,
+            organization_id=row["organization_id"],
+            actor=actor,
+            action=f"set_mode_{mode.lower()}",
+            entity="conversation",
+            entity_id=conversation_id,
+            details={"reason": reason, "mode_version": row["mode_version"]},
+        )
+    return ModeChange(conversation_id, mode, row["mode_version"], True, actor, reason)

@@ -1,0 +1,350 @@
+"""Green API: parse its webhooks, and send through its REST methods.
+
+Every URL carries the instance token, so no URL is ever logged or put in an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+import requests
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_exponential
+
+from execution.lib.errors import (
+    ProviderOutcomeUnknown,
+    ProviderQuotaExceeded,
+    ProviderRejected,
+    ProviderRetryable,
+)
+from execution.lib.providers.base import EventKind, InboundMessage, ParsedEvent, SendResult, StatusUpdate
+
+log = logging.getLogger(__name__)
+
+NAME = "green_api"
+DEFAULT_API_URL = "https://api.green-api.com"
+
+_MESSAGE_WEBHOOKS = {
+    "incomingMessageReceived": EventKind.MESSAGE,
+    "outgoingMessageReceived": EventKind.AGENT_MESSAGE,
+    "outgoingAPIMessageReceived": EventKind.ECHO,
+}
+_STATUS_NAMES = {"sent": "sent", "delivered": "delivered", "read": "read", "failed": "failed", "noAccount": "no_account"}
+_NOTICE_WEBHOOKS = ("quotaExceeded", "deviceInfo", "incomingBlock", "statusInstanceChanged")
+_FILE_TYPES = {
+    "imageMessage": "image",
+    "videoMessage": "video",
+    "documentMessage": "document",
+    "audioMessage": "audio",
+    "stickerMessage": "sticker",
+}
+_CHOICE_TYPES = {
+    # typeMessage -> data key; every button or list reply becomes one "choice"
+    "buttonsResponseMessage": "buttonsResponseMessage",
+    "templateButtonsReplyMessage": "templateButtonReplyMessage",
+    "templateButtonReplyMessage": "templateButtonReplyMessage",
+    "interactiveButtonsResponse": "interactiveButtonsResponse",
+    "interactiveButtonsReply": "interactiveButtonsResponse",
+    "listResponseMessage": "listResponseMessage",
+}
+
+
+# ---------------------------------------------------------------- receiving
+
+
+def unwrap(payload: dict) -> dict:
+    """Accept the HTTP-API polling wrapper `{receiptId, body}` as well as a plain webhook body."""
+    if isinstance(payload.get("body"), dict) and "receiptId" in payload and "typeWebhook" not in payload:
+        return payload["body"]
+    return payload
+
+
+def instance_id(payload: dict) -> str | None:
+    data = payload.get("instanceData")
+    if not isinstance(data, dict) or data.get("idInstance") in (None, ""):
+        return None
+    return str(data["idInstance"])
+
+
+def event_key(payload: dict) -> str:
+    """A de-duplication key from the provider's own ids (a digest of the body when it has none)."""
+    kind = str(payload.get("typeWebhook") or "unknown")
+    inst = instance_id(payload) or "?"
+    msg_id = payload.get("idMessage")
+    if kind == "outgoingMessageStatus" and msg_id:
+        return f"{inst}:status:{msg_id}:{payload.get('status')}"
+    if kind == "incomingCall" and msg_id:
+        return f"{inst}:call:{msg_id}:{payload.get('status')}"
+    if kind == "stateInstanceChanged":
+        return f"{inst}:state:{payload.get('stateInstance')}:{payload.get('timestamp')}"
+    if msg_id:
+        return f"{inst}:{kind}:{msg_id}"
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    return f"{inst}:{kind}:sha256:{digest[:40]}"
+
+
+def _ts(value: Any) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(value), tz=timezone.utc)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def parse_webhook(payload: dict) -> ParsedEvent:
+    """Turn one webhook body into a ParsedEvent; unknown kinds come back IGNORED with a reason."""
+    payload = unwrap(payload)
+    kind = payload.get("typeWebhook")
+    if not isinstance(kind, str):
+        return ParsedEvent(EventKind.IGNORED, "unknown", reason="typeWebhook missing")
+    if kind in _MESSAGE_WEBHOOKS:
+        return _parse_message(payload, _MESSAGE_WEBHOOKS[kind], kind)
+    if kind == "outgoingMessageStatus":
+        status = _STATUS_NAMES.get(str(payload.get("status")))
+        if status is None or not payload.get("idMessage"):
+            return ParsedEvent(EventKind.IGNORED, kind, reason=f"status {payload.get('status')!r} not tracked")
+        return ParsedEvent(
+            EventKind.STATUS,
+            kind,
+            status=StatusUpdate(
+                provider_message_id=str(payload["idMessage"]),
+                chat_id=payload.get("chatId"),
+                status=status,
+                description=payload.get("description"),
+                timestamp=_ts(payload.get("timestamp")),
+            ),
+        )
+    if kind == "stateInstanceChanged":
+        return ParsedEvent(EventKind.STATE, kind, details={"state": payload.get("stateInstance")})
+    if kind == "incomingCall":
+        caller = payload.get("from")
+        if not caller:
+            return ParsedEvent(EventKind.IGNORED, kind, reason="call without caller")
+        message = InboundMessage(
+            provider_message_id=f"call:{payload.get('idMessage')}:{payload.get('status')}",
+            chat_id=str(caller),
+            sender_id=str(caller),
+            sender_name=None,
+            is_group=str(caller).endswith("@g.us"),
+            message_type="call",
+            text=None,
+            media={"call_status": payload.get("status")},
+            timestamp=_ts(payload.get("timestamp")),
+        )
+        return ParsedEvent(EventKind.CALL, kind, message=message, details={"status": payload.get("status")})
+    if kind in _NOTICE_WEBHOOKS:
+        details = {k: v for k, v in payload.items() if k not in ("instanceData", "typeWebhook")}
+        return ParsedEvent(EventKind.NOTICE, kind, details=details)
+    return ParsedEvent(EventKind.IGNORED, kind, reason=f"typeWebhook {kind!r} is not handled")
+
+
+def _parse_message(payload: dict, kind: EventKind, event_type: str) -> ParsedEvent:
+    sender = _dict(payload.get("senderData"))
+    data = _dict(payload.get("messageData"))
+    chat_id = sender.get("chatId")
+    msg_id = payload.get("idMessage")
+    if not chat_id or not msg_id:
+        return ParsedEvent(EventKind.IGNORED, event_type, reason="message without chatId or idMessage")
+    type_message = str(data.get("typeMessage") or "")
+    parsed = _content(type_message, data)
+    if parsed is None:
+        return ParsedEvent(EventKind.IGNORED, event_type, reason=f"typeMessage {type_message!r} is not handled")
+    message_type, text, media, target = parsed
+    quoted = _dict(data.get("quotedMessage"))
+    message = InboundMessage(
+        provider_message_id=str(msg_id),
+        chat_id=str(chat_id),
+        sender_id=str(sender.get("sender") or chat_id),
+        sender_name=sender.get("senderName") or sender.get("chatName") or None,
+        is_group=str(chat_id).endswith("@g.us"),
+        message_type=message_type,
+        text=text,
+        media=media,
+        quoted_id=target or quoted.get("stanzaId") or None,
+        timestamp=_ts(payload.get("timestamp")),
+    )
+    return ParsedEvent(kind, event_type, message=message)
+
+
+def _content(type_message: str, data: dict) -> tuple[str, str | None, dict | None, str | None] | None:
+    """(message_type, text, media, target message id) for one messageData, or None if unknown."""
+    if type_message == "textMessage":
+        return "text", _dict(data.get("textMessageData")).get("textMessage"), None, None
+    if type_message in ("extendedTextMessage", "quotedMessage"):
+        ext = _dict(data.get("extendedTextMessageData"))
+        media = {k: ext[k] for k in ("title", "description", "sourceUrl", "sourceType") if ext.get(k)} or None
+        return "text", ext.get("text"), media, None
+    if type_message in _FILE_TYPES:
+        f = _dict(data.get("fileMessageData"))
+        media = {
+            "url": f.get("downloadUrl"),
+            "mime_type": f.get("mimeType"),
+            "file_name": f.get("fileName"),
+        }
+        return _FILE_TYPES[type_message], f.get("caption") or None, media, None
+    if type_message == "locationMessage":
+        loc = _dict(data.get("locationMessageData"))
+        media = {k: loc.get(k) for k in ("latitude", "longitude", "nameLocation", "address")}
+        return "location", loc.get("nameLocation") or loc.get("address") or None, media, None
+    if type_message == "contactMessage":
+        c = _dict(data.get("contactMessageData"))
+        return "contact", c.get("displayName"), {"contacts": [{"name": c.get("displayName"), "vcard": c.get("vcard")}]}, None
+    if type_message == "contactsArrayMessage":
+        contacts = _dict(data.get("messageData")).get("contacts") or []
+        items = [{"name": _dict(c).get("displayName"), "vcard": _dict(c).get("vcard")} for c in contacts]
+        return "contact", ", ".join(i["name"] for i in items if i["name"]) or None, {"contacts": items}, None
+    if type_message in _CHOICE_TYPES:
+        reply = _dict(data.get(_CHOICE_TYPES[type_message]) or data.get(type_message))
+        single = _dict(reply.get("singleSelectReply"))
+        choice_id = reply.get("selectedId") or reply.get("selectedButtonId") or single.get("selectedRowId")
+        label = reply.get("selectedDisplayText") or reply.get("selectedButtonText") or reply.get("title")
+        media = {"choice_id": choice_id, "source": type_message}
+        return "choice", label, media, reply.get("stanzaId")
+    if type_message == "reactionMessage":
+        ext = _dict(data.get("extendedTextMessageData"))
+        target = _dict(data.get("quotedMessage")).get("stanzaId") or ext.get("stanzaId")
+        return "reaction", ext.get("text") or "", None, target
+    if type_message == "pollMessage":
+        poll = _dict(data.get("pollMessageData"))
+        return "poll", poll.get("name"), {"options": poll.get("options"), "multiple": poll.get("multipleAnswers")}, None
+    if type_message == "pollUpdateMessage":
+        poll = _dict(data.get("pollMessageData"))
+        return "poll_update", poll.get("name"), {"votes": poll.get("votes")}, poll.get("stanzaId")
+    if type_message == "editedMessage":
+        edit = _dict(data.get("editedMessageData"))
+        return "edited", edit.get("textMessage") or edit.get("caption"), None, edit.get("stanzaId")
+    if type_message == "deletedMessage":
+        return "deleted", None, None, _dict(data.get("deletedMessageData")).get("stanzaId")
+    return None
+
+
+# ---------------------------------------------------------------- sending
+
+_TOKEN_IN_PATH = re.compile(r"(/waInstance[^/\s]+/[A-Za-z]+/)[^/\s\"?]+")
+
+
+class RedactTokens(logging.Filter):
+    """Blank the instance token out of any URL a library logs (urllib3 logs request lines at DEBUG)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _TOKEN_IN_PATH.sub(r"\1***", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def install_log_redaction() -> None:
+    """Attach the redaction filter to the HTTP library loggers once (idempotent)."""
+    for name in ("urllib3.connectionpool", "requests"):
+        target = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in target.filters):
+            target.addFilter(RedactTokens())
+
+
+
+class GreenApiProvider:
+    """Sends through `{api_url}/waInstance{id}/{method}/{token}` with timeouts and bounded retries.
+
+    429, 5xx and refused connections are retried (the message was not taken); a read
+    timeout raises ProviderOutcomeUnknown and is never resent here.
+    """
+
+    name = NAME
+
+    def __init__(
+        self,
+        *,
+        api_url: str,
+        id_instance: str,
+        api_token: str,
+        session: requests.Session | None = None,
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 20.0,
+        max_attempts: int = 3,
+        max_total_s: float = 30.0,
+        backoff_s: float = 1.0,
+    ) -> None:
+        install_log_redaction()
+        self._base = f"{(api_url or DEFAULT_API_URL).rstrip('/')}/waInstance{id_instance}"
+        self._token = api_token
+        self._session = session or requests.Session()
+        self._timeout = (connect_timeout_s, read_timeout_s)
+        self._retrying = retry(
+            retry=retry_if_exception_type(ProviderRetryable),
+            stop=stop_after_attempt(max_attempts) | stop_after_delay(max_total_s),
+            wait=wait_exponential(multiplier=backoff_s, max=max(backoff_s * 8, 0.01)),
+            reraise=True,
+        )
+
+    def _post_once(self, method: str, body: dict) -> dict:
+        url = f"{self._base}/{method}/{self._token}"
+        try:
+            response = self._session.post(url, json=body, timeout=self._timeout)
+        except requests.exceptions.ConnectTimeout:
+            raise ProviderRetryable(f"{method}: connect timeout") from None
+        except requests.exceptions.ReadTimeout:
+            raise ProviderOutcomeUnknown(f"{method}: no answer within {self._timeout[1]:g}s") from None
+        except requests.exceptions.ConnectionError as exc:
+            if _never_connected(exc):
+                raise ProviderRetryable(f"{method}: connection refused") from None
+            raise ProviderOutcomeUnknown(f"{method}: connection lost") from None
+        status = response.status_code
+        detail = response.text[:500]
+        if status == 200:
+            try:
+                return response.json() or {}
+            except ValueError:
+                raise ProviderOutcomeUnknown(f"{method}: 200 with a body that is not JSON", status=status) from None
+        if status == 466:
+            raise ProviderQuotaExceeded(f"{method}: Green API quota exceeded (466)", status=status, detail=detail)
+        if status == 429 or status >= 500:
+            raise ProviderRetryable(f"{method}: HTTP {status}", status=status, detail=detail)
+        raise ProviderRejected(f"{method}: HTTP {status}", status=status, detail=detail)
+
+    def _send(self, method: str, body: dict) -> SendResult:
+        data = self._retrying(self._post_once)(method, body)
+        msg_id = data.get("idMessage")
+        if not msg_id:
+            raise ProviderOutcomeUnknown(f"{method}: 200 without idMessage")
+        return SendResult(provider_message_id=str(msg_id))
+
+    def send_text(self, *, chat_id: str, text: str, quoted_id: str | None = None) -> SendResult:
+        body: dict = {"chatId": chat_id, "message": text}
+        if quoted_id:
+            body["quotedMessageId"] = quoted_id
+        return self._send("sendMessage", body)
+
+    def send_file(self, *, chat_id: str, url: str, file_name: str, caption: str | None = None) -> SendResult:
+        body = {"chatId": chat_id, "urlFile": url, "fileName": file_name}
+        if caption:
+            body["caption"] = caption
+        return self._send("sendFileByUrl", body)
+
+    def send_location(
+        self,
+        *,
+        chat_id: str,
+        latitude: float,
+        longitude: float,
+        name: str | None = None,
+        address: str | None = None,
+    ) -> SendResult:
+        body: dict = {"chatId": chat_id, "latitude": latitude, "longitude": longitude}
+        if name:
+            body["nameLocation"] = name
+        if address:
+            body["address"] = address
+        return self._send("sendLocation", body)
+
+
+def _never_connected(exc: requests.exceptions.ConnectionError) -> bool:
+    text = repr(exc.args)
+    return "NewConnectionError" in text or "Connection refused" in text or "Name or service not known" in text

@@ -1,0 +1,43 @@
+"""The sandbox channel: records outbound messages instead of sending them.
+
+Used when a channel has no provider credentials (the demo, the simulator, tests).
+The durable record is the outbox and messages rows; `sent` is kept for inspection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+
+from execution.lib.providers.base import SendResult
+
+NAME = "sandbox"
+
+
+class SandboxProvider:
+    name = NAME
+
+    def __init__(self, *, instance_id: str) -> None:
+        self.instance_id = instance_id
+        self.sent: list[dict] = []
+        self._lock = threading.Lock()
+
+    def _record(self, method: str, body: dict) -> SendResult:
+        with self._lock:
+            self.sent.append({"method": method, **body})
+            seq = len(self.sent)
+        digest = hashlib.sha256(f"{self.instance_id}:{seq}:{sorted(body.items())}".encode()).hexdigest()
+        return SendResult(provider_message_id=f"SANDBOX{digest[:20].upper()}", delivery_status="sent")
+
+    def send_text(self, *, chat_id: str, text: str, quoted_id: str | None = None) -> SendResult:
+        return self._record("sendMessage", {"chatId": chat_id, "message": text, "quotedMessageId": quoted_id})
+
+    def send_file(self, *, chat_id: str, url: str, file_name: str, caption: str | None = None) -> SendResult:
+        return self._record("sendFileByUrl", {"chatId": chat_id, "urlFile": url, "fileName": file_name, "caption": caption})
+
+    def send_location(self, *, chat_id: str, latitude: float, longitude: float, name: str | None = None,
+                      address: str | None = None) -> SendResult:
+        return self._record(
+            "sendLocation",
+            {"chatId": chat_id, "latitude": latitude, "longitude": longitude, "nameLocation": name, "address": address},
+        )
