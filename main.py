@@ -20,7 +20,8 @@ from execution.lib.config import load_settings
 from execution.lib.errors import BadRequest, DatabaseUnavailable, Unauthorized
 from execution.lib.resources import Resources, open_resources
 from execution.migrate import require_migrated
-from execution.webhook_handler import MAX_BODY_BYTES, receive_green_api
+from execution.lib.intake import IntakeWriter
+from execution.webhook_handler import MAX_BODY_BYTES, ChannelDirectory, authorize, parse_green_api, store_events
 from execution.worker import Worker
 
 log = logging.getLogger("main")
@@ -42,14 +43,18 @@ def create_app(resources: Resources | None = None, *, run_worker: bool | None = 
             with res.db.connection() as conn:
                 require_migrated(conn)
             app.state.resources = res
+            app.state.channels = ChannelDirectory(res.db)
             worker = None
             if res.settings.run_worker if run_worker is None else run_worker:
                 worker = Worker(res.db).start()
+            intake = IntakeWriter(res.db, store_events, on_stored=worker.wake if worker else None).start()
+            app.state.intake = intake
             log.info("ready: env=%s database=%s redis=%s worker=%s", res.settings.app_env, res.database_kind,
                      res.redis_kind, "in-process" if worker else "external")
             try:
                 yield
             finally:
+                intake.stop()
                 if worker is not None:
                     worker.stop()
         finally:
@@ -71,16 +76,18 @@ def create_app(resources: Resources | None = None, *, run_worker: bool | None = 
         body = await _read_capped(request, MAX_BODY_BYTES)
         if body is None:
             return _refuse(413, f"body is over the limit of {MAX_BODY_BYTES} bytes")
-        res: Resources = request.app.state.resources
+        state = request.app.state
         try:
-            receipt = await run_in_threadpool(
-                receive_green_api, res.db, body=body, authorization=request.headers.get("authorization")
-            )
+            payload, instance = parse_green_api(body)
+            # Only a channel not cached yet costs a query; it runs off the event loop.
+            channel = state.channels.cached(instance) or await run_in_threadpool(state.channels.find, instance)
+            pending = authorize(channel, payload, request.headers.get("authorization"))
+            receipt = await state.intake.submit_async(pending)
         except BadRequest as exc:
             return _refuse(413 if exc.too_large else 400, str(exc))
         except Unauthorized as exc:
             return _refuse(401, str(exc))
-        except (DatabaseUnavailable, psycopg2.OperationalError, psycopg2.InterfaceError):
+        except (DatabaseUnavailable, psycopg2.Error):
             # Never a 200 without a durable write: the provider will deliver again.
             return _refuse(503, "storage unavailable; retry later")
         return JSONResponse({"ok": True, "outcome": receipt.outcome.value, "event_id": receipt.event_id})

@@ -1,7 +1,8 @@
 """Process stored webhook events: claim with a lease, apply, record the outcome.
 
 Reads/writes: webhook_events (status, claim_token, lease_until, attempts, last_error) and,
-through process_inbound, the conversation tables. Wakes on PostgreSQL NOTIFY webhook_events.
+through process_inbound, the conversation tables. The web process wakes its own worker the
+moment an event is stored; a separate worker polls (every --idle-seconds, default 0.25).
 Guard: claims use FOR UPDATE SKIP LOCKED; each event is applied and marked done in one
 transaction that first re-locks it by claim token, so a crashed worker's event is re-claimed
 after its lease and applied exactly once. Failures retry with bounded backoff, then `failed`.
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import select
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -23,7 +23,7 @@ from typing import Callable
 import psycopg2
 
 from execution.lib import cli, event_store
-from execution.lib.db import Database, connect
+from execution.lib.db import Database
 from execution.lib.errors import AppError, DatabaseUnavailable, NotFound, RetryLater
 from execution.process_inbound import ProcessResult, process_event
 
@@ -138,7 +138,7 @@ def process_one(db: Database, *, event_id: int, lease_s: float = 60.0) -> Proces
 
 
 class Worker:
-    """The processing loop; wakes on NOTIFY, polls every `idle_s` as a fallback."""
+    """The processing loop; `wake()` starts a batch at once, otherwise it polls every `idle_s`."""
 
     def __init__(
         self,
@@ -146,7 +146,7 @@ class Worker:
         *,
         batch: int = 20,
         lease_s: float = 60.0,
-        idle_s: float = 1.0,
+        idle_s: float = 0.25,
         on_processed: OnProcessed | None = None,
     ) -> None:
         self.db = db
@@ -155,41 +155,26 @@ class Worker:
         self.idle_s = idle_s
         self.on_processed = on_processed
         self.stop_event = threading.Event()
+        self._wake = threading.Event()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._thread: threading.Thread | None = None
 
+    def wake(self, _event_id: int | None = None) -> None:
+        self._wake.set()
+
     def run(self) -> None:
-        listener = None
         failures = 0
         while not self.stop_event.is_set():
             try:
-                if listener is None or listener.closed:
-                    listener = self._listen()
+                self._wake.clear()
                 report = run_once(self.db, batch=self.batch, lease_s=self.lease_s, on_processed=self.on_processed)
                 failures = 0
                 if report.claimed == 0:
-                    self._wait(listener)
+                    self._wake.wait(self.idle_s)
             except (DatabaseUnavailable, psycopg2.Error) as exc:
                 failures += 1
                 log.warning("worker: database unavailable (%s); retrying", type(exc).__name__)
-                if listener is not None:
-                    listener.close()
-                    listener = None
-                self.stop_event.wait(min(30.0, 0.5 * 2**min(failures, 6)))
-        if listener is not None:
-            listener.close()
-
-    def _listen(self):
-        conn = connect(self.db.dsn)
-        with conn.cursor() as cur:
-            cur.execute(f"LISTEN {event_store.NOTIFY_CHANNEL}")
-        return conn
-
-    def _wait(self, listener) -> None:
-        ready, _, _ = select.select([listener], [], [], self.idle_s)
-        if ready:
-            listener.poll()
-            listener.notifies.clear()
+                self.stop_event.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
 
     def start(self) -> "Worker":
         self._thread = threading.Thread(target=self.run, name="webhook-worker", daemon=True)
@@ -198,6 +183,7 @@ class Worker:
 
     def stop(self, timeout: float = 10.0) -> None:
         self.stop_event.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -207,12 +193,13 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
     p.add_argument("--once", action="store_true", help="process what is due now, then exit")
     p.add_argument("--batch", type=int, default=20, help="events claimed at a time")
     p.add_argument("--lease-seconds", type=float, default=60.0, help="how long a claim holds before others may take it")
+    p.add_argument("--idle-seconds", type=float, default=0.25, help="how often an idle worker looks for new events")
     args = p.parse_args(argv)
 
     def work(res):
         if args.once:
             return drain(res.db, batch=args.batch, lease_s=args.lease_seconds)
-        worker = Worker(res.db, batch=args.batch, lease_s=args.lease_seconds)
+        worker = Worker(res.db, batch=args.batch, lease_s=args.lease_seconds, idle_s=args.idle_seconds)
         log.info("worker %s started", worker.name)
         try:
             worker.run()

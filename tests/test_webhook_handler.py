@@ -5,7 +5,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from execution.lib.db import Database
-from execution.lib.resources import Resources
+from execution.lib.intake import IntakeWriter
+from execution.webhook_handler import ChannelDirectory, store_events
 from execution.worker import drain
 from main import create_app
 from tests.conftest import FIXTURES, INSTANCE_ID, WEBHOOK_TOKEN, load_fixture
@@ -132,9 +133,17 @@ def test_database_down_is_503_never_200(resources, green_channel, make_database)
     dead = Database(make_database(), minconn=1, maxconn=1)  # never opened: every borrow fails
     app = create_app(resources, run_worker=False)
     with TestClient(app) as c:
-        app.state.resources = Resources(resources.settings, dead, resources.redis, "test", "test")
-        r = c.post("/webhooks/green-api", json=load_fixture("greenapi_incoming_text.json"), headers=AUTH)
-    assert r.status_code == 503 and "retry" in r.json()["error"]
+        body = load_fixture("greenapi_incoming_text.json")
+        assert c.post("/webhooks/green-api", json=body, headers=AUTH).status_code == 200  # channel now cached
+        app.state.intake.stop()
+        app.state.intake = IntakeWriter(dead, store_events).start()
+        body["idMessage"] = "WHILE-DOWN"
+        r = c.post("/webhooks/green-api", json=body, headers=AUTH)  # cached channel, storage down
+        assert r.status_code == 503 and "retry" in r.json()["error"]
+        app.state.channels = ChannelDirectory(dead)
+        r = c.post("/webhooks/green-api", json=body, headers=AUTH)  # channel lookup itself fails
+        assert r.status_code == 503
+    assert _count(resources.db, "webhook_events", "event_key LIKE %s", ("%WHILE-DOWN",)) == 0
 
 
 def test_group_messages_are_stored_but_not_for_answering(client, resources):

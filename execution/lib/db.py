@@ -80,9 +80,13 @@ class Database:
 
     def open(self) -> "Database":
         try:
-            self._pool = psycopg2.pool.ThreadedConnectionPool(self._minconn, self._maxconn, self._dsn, **self._kwargs)
+            pool = psycopg2.pool.ThreadedConnectionPool(self._minconn, self._maxconn, self._dsn, **self._kwargs)
         except psycopg2.OperationalError as exc:
             raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {_first_line(exc)}") from None
+        # psycopg2's pool closes every returned connection above `minconn`, so a busy process would
+        # reconnect on almost every request. Open `minconn` now, but keep up to `maxconn` once opened.
+        pool.minconn = self._maxconn
+        self._pool = pool
         return self
 
     def close(self) -> None:

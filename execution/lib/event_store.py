@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from psycopg2.extras import Json
+from psycopg2.extras import Json, execute_values
 
 from execution.lib.db import Connection
 
-NOTIFY_CHANNEL = "webhook_events"
 
 
 def insert_event(
     conn: Connection, *, provider: str, channel_id: int | None, event_key: str, event_type: str, payload: dict
 ) -> int | None:
-    """Store one webhook; None when the same key was stored before (a duplicate delivery)."""
+    """Store one webhook in one statement; None when the key was stored before (a duplicate delivery).
+
+    On an autocommit connection this is one round trip and one durable commit.
+    """
     with conn.cursor() as cur:
         cur.execute(
             """
@@ -24,10 +26,31 @@ def insert_event(
             (provider, channel_id, event_key, event_type, Json(payload)),
         )
         row = cur.fetchone()
-        if row is None:
-            return None
-        cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(row["id"])))
-        return row["id"]
+        return row["id"] if row else None
+
+
+def insert_events(conn: Connection, *, rows: list[tuple]) -> dict[tuple[str, str], int]:
+    """Store many webhooks in one statement; returns {(provider, event_key): id} of the new ones.
+
+    rows: (provider, channel_id, event_key, event_type, payload). Keys already stored, or repeated
+    within the batch, are skipped by ON CONFLICT DO NOTHING.
+    """
+    if not rows:
+        return {}
+    with conn.cursor() as cur:
+        returned = execute_values(
+            cur,
+            """
+            INSERT INTO webhook_events (provider, channel_id, event_key, event_type, payload)
+            VALUES %s
+            ON CONFLICT (provider, event_key) DO NOTHING
+            RETURNING id, provider, event_key
+            """,
+            [(p, c, k, t, Json(payload)) for p, c, k, t, payload in rows],
+            page_size=len(rows),
+            fetch=True,
+        )
+    return {(r["provider"], r["event_key"]): r["id"] for r in returned}
 
 
 def claim_events(conn: Connection, *, limit: int, lease_s: float, event_id: int | None = None) -> list[dict]:

@@ -10,9 +10,8 @@ import json
 import logging
 import re
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_exponential
 
 from execution.lib.errors import (
@@ -22,6 +21,9 @@ from execution.lib.errors import (
     ProviderRetryable,
 )
 from execution.lib.providers.base import EventKind, InboundMessage, ParsedEvent, SendResult, StatusUpdate
+
+if TYPE_CHECKING:  # requests is imported where it is used: urllib3 probes sockets at import time
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +274,10 @@ class GreenApiProvider:
         max_total_s: float = 30.0,
         backoff_s: float = 1.0,
     ) -> None:
+        import requests
+
         install_log_redaction()
+        self._exceptions = requests.exceptions
         self._base = f"{(api_url or DEFAULT_API_URL).rstrip('/')}/waInstance{id_instance}"
         self._token = api_token
         self._session = session or requests.Session()
@@ -286,13 +291,14 @@ class GreenApiProvider:
 
     def _post_once(self, method: str, body: dict) -> dict:
         url = f"{self._base}/{method}/{self._token}"
+        errors = self._exceptions
         try:
             response = self._session.post(url, json=body, timeout=self._timeout)
-        except requests.exceptions.ConnectTimeout:
+        except errors.ConnectTimeout:
             raise ProviderRetryable(f"{method}: connect timeout") from None
-        except requests.exceptions.ReadTimeout:
+        except errors.ReadTimeout:
             raise ProviderOutcomeUnknown(f"{method}: no answer within {self._timeout[1]:g}s") from None
-        except requests.exceptions.ConnectionError as exc:
+        except errors.ConnectionError as exc:
             if _never_connected(exc):
                 raise ProviderRetryable(f"{method}: connection refused") from None
             raise ProviderOutcomeUnknown(f"{method}: connection lost") from None
@@ -345,6 +351,6 @@ class GreenApiProvider:
         return self._send("sendLocation", body)
 
 
-def _never_connected(exc: requests.exceptions.ConnectionError) -> bool:
+def _never_connected(exc: Exception) -> bool:
     text = repr(exc.args)
     return "NewConnectionError" in text or "Connection refused" in text or "Name or service not known" in text

@@ -1,0 +1,116 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from execution import process_inbound
+from execution import worker as worker_mod
+from execution.webhook_handler import receive_green_api
+from execution.worker import run_once
+from main import create_app
+from tests.conftest import WEBHOOK_TOKEN, load_fixture
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _post(db, fixture="greenapi_incoming_text.json", **changes):
+    payload = load_fixture(fixture)
+    payload.update(changes)
+    return receive_green_api(db, body=json.dumps(payload).encode(), authorization=f"Bearer {WEBHOOK_TOKEN}")
+
+
+def _one(db, sql, params=()):
+    with db.connection() as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchone()
+
+
+def _wait_for(predicate, timeout=10.0, step=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("condition not met in time")
+
+
+def test_failing_event_backs_off_then_fails_with_its_error(resources, green_channel, monkeypatch):
+    def boom(conn, *, event, final_attempt=False):
+        raise RuntimeError("parser exploded")
+
+    monkeypatch.setattr(worker_mod, "process_event", boom)
+    receipt = _post(resources.db)
+    first = run_once(resources.db, max_attempts=2)
+    assert first.retried == 1
+    row = _one(resources.db, "SELECT status, attempts, last_error, available_at > now() AS later FROM webhook_events")
+    assert row == {"status": "pending", "attempts": 1, "last_error": "RuntimeError: parser exploded", "later": True}
+    assert run_once(resources.db, max_attempts=2).claimed == 0  # not due yet
+    with resources.db.connection() as conn, conn.cursor() as cur:
+        cur.execute("UPDATE webhook_events SET available_at = now()")
+    assert run_once(resources.db, max_attempts=2).failed == 1
+    row = _one(resources.db, "SELECT status, attempts, last_error FROM webhook_events WHERE id = %s",
+               (receipt.event_id,))
+    assert row == {"status": "failed", "attempts": 2, "last_error": "RuntimeError: parser exploded"}
+
+
+def test_backoff_is_bounded():
+    assert [worker_mod.backoff_s(n) for n in (1, 2, 3, 4)] == [1, 2, 4, 8]
+    assert worker_mod.backoff_s(50) == worker_mod.MAX_BACKOFF_S
+
+
+@pytest.mark.race
+def test_worker_killed_between_claim_and_done_is_processed_exactly_once(resources, green_channel, test_dsn):
+    receipt = _post(resources.db)
+    blocker = resources.db._pool.getconn()  # hold a lock the processing needs, so the kill lands mid-way
+    blocker.autocommit = True
+    with blocker.cursor() as cur:
+        cur.execute("BEGIN")
+        cur.execute("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE")
+    env = {**os.environ, "DATABASE_URL": test_dsn, "APP_ENV": "test",
+           "APP_SECRET_KEY": resources.settings.secret_key, "RUN_WORKER": "false"}
+    proc = subprocess.Popen([sys.executable, "-m", "execution.worker", "--once", "--lease-seconds", "2"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_for(lambda: _one(resources.db, "SELECT status FROM webhook_events")["status"] == "processing")
+        _wait_for(lambda: _one(resources.db, "SELECT count(*) AS n FROM pg_stat_activity "
+                                             "WHERE wait_event_type = 'Lock' AND datname = current_database()")["n"])
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        with blocker.cursor() as cur:
+            cur.execute("ROLLBACK")
+        resources.db._pool.putconn(blocker)
+    assert run_once(resources.db).claimed == 0  # the dead worker's lease still holds
+    _wait_for(lambda: run_once(resources.db).done == 1, timeout=15, step=0.2)
+    assert _one(resources.db, "SELECT count(*) AS n FROM messages WHERE author = 'customer'")["n"] == 1
+    row = _one(resources.db, "SELECT status, attempts FROM webhook_events WHERE id = %s", (receipt.event_id,))
+    assert row == {"status": "done", "attempts": 2}
+
+
+def test_in_process_worker_picks_up_events_on_notify(resources, green_channel):
+    with TestClient(create_app(resources, run_worker=True)) as client:
+        r = client.post("/webhooks/green-api", json=load_fixture("greenapi_incoming_text.json"),
+                        headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"})
+        assert r.status_code == 200
+        _wait_for(lambda: _one(resources.db, "SELECT status FROM webhook_events")["status"] == "done", timeout=5)
+    assert _one(resources.db, "SELECT body FROM messages")["body"] == "Hi, is the 2-bedroom flat still available?"
+
+
+def test_process_inbound_cli_replays_one_event_and_pending(resources, green_channel, capsys):
+    receipt = _post(resources.db)
+    _post(resources.db, idMessage="SECOND")
+    assert process_inbound.main(["--event", str(receipt.event_id)], resources=resources) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["outcome"] == "stored" and out["needs_reply"] is True
+    assert process_inbound.main(["--event", str(receipt.event_id)], resources=resources) == 0
+    assert json.loads(capsys.readouterr().out)["outcome"] == "duplicate"  # replay stores nothing twice
+    assert process_inbound.main(["--pending"], resources=resources) == 0
+    assert json.loads(capsys.readouterr().out)["done"] == 1
+    assert process_inbound.main(["--event", "424242"], resources=resources) == 4
