@@ -5,6 +5,7 @@ Run with `./quickstart.sh` (development) or `uvicorn main:app` (see SETUP.md).
 
 from __future__ import annotations
 
+import gc
 import logging
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -49,6 +50,8 @@ def create_app(resources: Resources | None = None, *, run_worker: bool | None = 
                 worker = Worker(res.db).start()
             intake = IntakeWriter(res.db, store_events, on_stored=worker.wake if worker else None).start()
             app.state.intake = intake
+            # Objects made at start-up live for the whole process: keep them out of every GC pass.
+            gc.freeze()
             log.info("ready: env=%s database=%s redis=%s worker=%s", res.settings.app_env, res.database_kind,
                      res.redis_kind, "in-process" if worker else "external")
             try:

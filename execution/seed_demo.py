@@ -28,7 +28,7 @@ class DemoSeed:
     channel_id: int
     login_email: str
     login_password: str
-    login_url: str = "http://127.0.0.1:8000/inbox"
+    app_url: str = "http://127.0.0.1:8000"
 
 
 def seed_demo(
@@ -63,7 +63,7 @@ def seed_demo(
             entity="agent",
             entity_id=agent["id"],
         )
-    return DemoSeed(org["id"], agent["id"], channel["id"], agent["email"], password, f"{base_url}/inbox")
+    return DemoSeed(org["id"], agent["id"], channel["id"], agent["email"], password, base_url)
 
 
 def main(argv: list[str] | None = None, *, resources=None) -> int:
