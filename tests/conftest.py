@@ -184,21 +184,25 @@ def conn(test_dsn):
         c.close()
 
 
-_KEEP_TABLES = ("schema_migrations",)
+# Reference data the migrations seed; global rows stay, tenant rows go with their organization.
+_REFERENCE_TABLES = ("schema_migrations", "location_areas", "location_aliases")
 
 
 @pytest.fixture
 def race_db(database):
-    """Race tier: real commits on several connections; every table emptied afterwards."""
+    """Race tier: real commits on several connections; every tenant row removed afterwards."""
     yield database
-    with database.connection() as c, c.cursor() as cur:
+    with database.transaction() as c, c.cursor() as cur:
+        cur.execute("DELETE FROM webhook_events")
+        cur.execute("DELETE FROM audit_log")
+        cur.execute("DELETE FROM organizations")  # ON DELETE CASCADE reaches every tenant-owned row
         cur.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND NOT (tablename = ANY(%s))",
-            (list(_KEEP_TABLES),),
+            (list(_REFERENCE_TABLES),),
         )
-        tables = [row["tablename"] for row in cur.fetchall()]
-        if tables:
-            cur.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+        for table in [r["tablename"] for r in cur.fetchall()]:
+            cur.execute(f'SELECT EXISTS (SELECT 1 FROM "{table}") AS left_over')
+            assert not cur.fetchone()["left_over"], f"race-tier clean-up does not reach {table}"
 
 
 @pytest.fixture
