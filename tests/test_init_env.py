@@ -27,3 +27,11 @@ def test_every_variable_read_by_config_is_in_the_example():
     assert {"APP_ENV", "DATABASE_URL", "APP_SECRET_KEY"} <= read
     listed = set(re.findall(r"^([A-Z][A-Z0-9_]+)=", example, re.M))
     assert read - listed == set(), f"missing from .env.example: {sorted(read - listed)}"
+
+
+def test_every_variable_read_by_config_is_documented_in_setup():
+    config = (PROJECT_ROOT / "execution/lib/config.py").read_text()
+    setup = (PROJECT_ROOT / "SETUP.md").read_text()
+    read = set(re.findall(r'(?:values, |values\.get\()"([A-Z][A-Z0-9_]+)"', config))
+    missing = sorted(v for v in read if f"`{v}`" not in setup)
+    assert missing == [], f"missing from SETUP.md: {missing}"
