@@ -7,28 +7,6 @@ from psycopg2.extras import Json, execute_values
 from execution.lib.db import Connection
 
 
-
-def insert_event(
-    conn: Connection, *, provider: str, channel_id: int | None, event_key: str, event_type: str, payload: dict
-) -> int | None:
-    """Store one webhook in one statement; None when the key was stored before (a duplicate delivery).
-
-    On an autocommit connection this is one round trip and one durable commit.
-    """
-    with conn.cursor() as cur:
-        cur.execute(
-            """
-            INSERT INTO webhook_events (provider, channel_id, event_key, event_type, payload)
-            VALUES (%s, %s, %s, %s, %s)
-            ON CONFLICT (provider, event_key) DO NOTHING
-            RETURNING id
-            """,
-            (provider, channel_id, event_key, event_type, Json(payload)),
-        )
-        row = cur.fetchone()
-        return row["id"] if row else None
-
-
 def insert_events(conn: Connection, *, rows: list[tuple]) -> dict[tuple[str, str], int]:
     """Store many webhooks in one statement; returns {(provider, event_key): id} of the new ones.
 

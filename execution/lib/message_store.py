@@ -10,7 +10,6 @@ from execution.lib.db import Connection
 
 # Delivery only moves forward; failed and no_account are terminal.
 _RANK_SQL = "CASE {col} WHEN 'pending' THEN 0 WHEN 'unknown' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 9 END"
-TERMINAL_STATUSES = ("failed", "no_account", "suppressed")
 
 
 def upsert_contact(conn: Connection, *, organization_id: int, phone: str, display_name: str | None) -> int:
