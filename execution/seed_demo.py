@@ -1,8 +1,10 @@
-"""Seed the demo organization, its agent and a sandbox channel; print the login.
+"""Seed two demo agencies, each with an agent, a sandbox channel and its listings; print the logins.
 
-Writes: organizations, agents, channels, audit_log (upserts, safe to re-run).
-Guard: natural keys (organization slug, agent email, provider + instance id).
-The password comes from DEMO_AGENT_PASSWORD (quickstart generates one into .env).
+Writes: organizations, agents, channels, properties, audit_log (upserts, safe to re-run).
+Guard: natural keys (organization slug, agent email, provider + instance id, agent + reference).
+Listings come from execution/demo_data/ (the project's own copy of the demo files).
+The password comes from DEMO_AGENT_PASSWORD (quickstart generates one into .env); the first
+agent's email from DEMO_AGENT_EMAIL.
 
 usage: python -m execution.seed_demo
 """
@@ -10,22 +12,47 @@ usage: python -m execution.seed_demo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from execution.lib import cli, store
 from execution.lib.db import Connection, transaction
-from execution.lib.errors import ConfigError, NotFound
+from execution.lib.errors import ConfigError, InvalidData, NotFound
+from execution.lib.listing_import import import_listings
 from execution.lib.security import hash_password, hash_token, sandbox_webhook_token
 
-DEMO_ORGANIZATION = ("nile-homes", "Nile Homes (demo)")
-DEMO_AGENT_NAME = "Sara (demo)"
-SANDBOX_INSTANCE_ID = "1100000000"  # numeric like a Green API idInstance; no such real instance
+DEMO_DATA = Path(__file__).resolve().parent / "demo_data"
+
+
+@dataclass(frozen=True)
+class DemoAgency:
+    slug: str
+    organization: str
+    email: str | None          # None: DEMO_AGENT_EMAIL
+    agent_name: str
+    instance_id: str           # numeric like a Green API idInstance; no such real instance
+    listings: str
+
+
+DEMO_AGENCIES = (
+    DemoAgency("nile-homes", "Nile Homes (demo)", None, "Sara (demo)", "1100000000", "listings_nile_homes.csv"),
+    DemoAgency("delta-realty", "Delta Realty (demo)", "omar@delta-realty.example", "Omar (demo)", "1100000001",
+               "listings_delta_realty.csv"),
+)
+SANDBOX_INSTANCE_ID = DEMO_AGENCIES[0].instance_id
+
+
+@dataclass(frozen=True)
+class DemoAgent:
+    organization_id: int
+    agent_id: int
+    channel_id: int
+    email: str
+    listings: int
 
 
 @dataclass(frozen=True)
 class DemoSeed:
-    organization_id: int
-    agent_id: int
-    channel_id: int
+    agents: tuple[DemoAgent, ...]
     login_email: str
     login_password: str
     app_url: str = "http://127.0.0.1:8000"
@@ -37,33 +64,46 @@ def seed_demo(
     if not password:
         raise ConfigError("DEMO_AGENT_PASSWORD is empty; run `python -m execution.init_env` or set it in .env")
     with transaction(conn):
-        org = store.upsert_organization(conn, slug=DEMO_ORGANIZATION[0], name=DEMO_ORGANIZATION[1])
-        agent = store.upsert_agent(
-            conn,
-            organization_id=org["id"],
-            email=email,
-            name=DEMO_AGENT_NAME,
-            password_hash=hash_password(password),
+        seeded = tuple(
+            _seed_agency(conn, agency, email=agency.email or email, password=password, secret_key=secret_key)
+            for agency in DEMO_AGENCIES
         )
-        if agent is None:
-            raise NotFound(f"{email} already belongs to another organization")
-        channel = store.upsert_channel(
-            conn,
-            organization_id=org["id"],
-            agent_id=agent["id"],
-            provider="sandbox",
-            instance_id=SANDBOX_INSTANCE_ID,
-            webhook_token_hash=hash_token(sandbox_webhook_token(secret_key, SANDBOX_INSTANCE_ID)),
-        )
-        store.insert_audit(
-            conn,
-            organization_id=org["id"],
-            actor="cli",
-            action="seed_demo",
-            entity="agent",
-            entity_id=agent["id"],
-        )
-    return DemoSeed(org["id"], agent["id"], channel["id"], agent["email"], password, base_url)
+    return DemoSeed(seeded, seeded[0].email, password, base_url)
+
+
+def _seed_agency(conn: Connection, agency: DemoAgency, *, email: str, password: str, secret_key: str) -> DemoAgent:
+    org = store.upsert_organization(conn, slug=agency.slug, name=agency.organization)
+    agent = store.upsert_agent(
+        conn,
+        organization_id=org["id"],
+        email=email,
+        name=agency.agent_name,
+        password_hash=hash_password(password),
+    )
+    if agent is None:
+        raise NotFound(f"{email} already belongs to another organization")
+    channel = store.upsert_channel(
+        conn,
+        organization_id=org["id"],
+        agent_id=agent["id"],
+        provider="sandbox",
+        instance_id=agency.instance_id,
+        webhook_token_hash=hash_token(sandbox_webhook_token(secret_key, agency.instance_id)),
+    )
+    store.insert_audit(
+        conn,
+        organization_id=org["id"],
+        actor="cli",
+        action="seed_demo",
+        entity="agent",
+        entity_id=agent["id"],
+    )
+    owner = {**agent, "organization_id": org["id"]}
+    # The demo agent's email may be changed in .env; the file's rows belong to whoever it is.
+    report = import_listings(conn, path=DEMO_DATA / agency.listings, agent=owner, reassign=True, actor="seed_demo")
+    if report.errors:
+        raise InvalidData(f"demo listings {agency.listings} did not import", problems=list(report.errors))
+    return DemoAgent(org["id"], agent["id"], channel["id"], agent["email"], report.rows)
 
 
 def main(argv: list[str] | None = None, *, resources=None) -> int:

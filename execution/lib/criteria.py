@@ -87,6 +87,13 @@ ARABIZI_MARKERS = ["3ayez", "fi", "hal", "fih", "feeh", "3ndak", "lw", "ahlan", 
                    "kam", "bkam", "be kam", "ezay", "law", "momken", "7aga", "el", "3shan", "ya", "eh", "keda",
                    "egar", "sha2a", "owad", "tamleek", "enta", "enti"]
 
+FILLER = ("the and for with want need looking look find show have any please hello thanks thank you there what "
+          "which near area عايز عاوز محتاج ابحث عن فيه في من على لو سمحت عندك عندكم حاجه ممكن ana fe el 3andak "
+          "momken")
+STRUCTURED = (*(w for words in PROPERTY_TYPE_WORDS.values() for w in words), *RENT_WORDS, *SALE_WORDS,
+              *BEDROOM_WORDS, *(w for words in AMENITY_WORDS.values() for w in words), *MILLION_WORDS,
+              *THOUSAND_WORDS, *UPPER_WORDS, *AROUND_WORDS, *LOWER_WORDS, *SIZE_WORDS, *ARABIZI_MARKERS)
+
 _ARABIC = re.compile(r"[\u0600-\u06ff]")
 _LATIN = re.compile(r"[a-z]")
 _UNIT_TOKEN = re.compile(r"\d+(?:\.\d+)?(?:k|m|mn|br|bd|bdr|bed|beds|bedrooms?|sqm|m2|st|nd|rd|th|pm|am)?")

@@ -76,3 +76,13 @@ class RetryLater(AppError):
     """An event arrived before what it refers to (a status before our send recorded its id)."""
 
     exit_code = 75
+
+
+class InvalidData(AppError):
+    """Input that fails validation: each problem says where (line or field) and why."""
+
+    exit_code = 65  # EX_DATAERR
+
+    def __init__(self, message: str, *, problems: list[str] | None = None) -> None:
+        super().__init__(message if not problems else f"{message}: " + "; ".join(problems[:20]))
+        self.problems = problems or []

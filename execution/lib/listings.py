@@ -333,7 +333,7 @@ def listing_to_row(row: dict) -> dict[str, str]:
 
     return {
         **{c: fmt(row.get(c)) for c in COLUMNS},
-        "delivery": row["delivery_date"].isoformat() if row.get("delivery_date") else "",
+        "delivery": row["delivery_date"].isoformat() if row.get("delivery_date") else "ready to move",
         "amenities": "; ".join(row.get("amenities") or ()),
         "image_url": " ".join(row.get("images") or ()),
         "latitude": fmt(row.get("latitude")),

@@ -261,3 +261,16 @@ def finish_outbox(
             """,
             (provider_message_id, delivery_status, error, outbox_id),
         )
+
+
+def lock_preferences(conn: Connection, *, conversation_id: int) -> dict | None:
+    """The conversation's stored preferences, row locked; None when there is no such conversation."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT preferences FROM conversations WHERE id = %s FOR UPDATE", (conversation_id,))
+        row = cur.fetchone()
+        return None if row is None else row["preferences"]
+
+
+def set_preferences(conn: Connection, *, conversation_id: int, preferences: dict) -> None:
+    with conn.cursor() as cur:
+        cur.execute("UPDATE conversations SET preferences = %s WHERE id = %s", (Json(preferences), conversation_id))

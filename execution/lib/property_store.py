@@ -67,12 +67,6 @@ def load_aliases(conn: Connection, *, organization_id: int | None) -> list[Alias
         return [Alias(r["alias_normalized"], r["area_id"], r["slug"], r["name_en"], r["name_ar"]) for r in cur]
 
 
-def area_by_slug(conn: Connection, *, slug: str) -> dict | None:
-    with conn.cursor() as cur:
-        cur.execute("SELECT id, slug, name_en, name_ar FROM location_areas WHERE slug = %s", (slug,))
-        return cur.fetchone()
-
-
 def add_alias(conn: Connection, *, organization_id: int, area_id: int, alias: str, language: str) -> bool:
     """Add an organization's own name for an area; False when the organization already has it."""
     with conn.cursor() as cur:
@@ -84,7 +78,18 @@ def add_alias(conn: Connection, *, organization_id: int, area_id: int, alias: st
             """,
             (area_id, organization_id, alias, language),
         )
-        return cur.fetchone() is not None
+        if cur.fetchone() is None:
+            return False
+        # Listings already filed under that name become searchable by area at once.
+        cur.execute(
+            """
+            UPDATE properties SET area_id = %s, updated_at = now()
+             WHERE organization_id = %s AND area_id IS NULL
+               AND normalize_text(%s) IN (normalize_text(district), normalize_text(district_ar), normalize_text(city))
+            """,
+            (area_id, organization_id, alias),
+        )
+        return True
 
 
 def upsert_properties(
@@ -111,8 +116,12 @@ def upsert_properties(
 def get_property(conn: Connection, *, agent_id: int, reference: str) -> dict | None:
     with conn.cursor() as cur:
         cur.execute(
-            f"SELECT {PROPERTY_COLUMNS} FROM properties p WHERE p.agent_id = %s AND lower(p.reference) = lower(%s)",
-            (agent_id, reference),
+            f"""
+            SELECT {PROPERTY_COLUMNS} FROM properties p
+             WHERE p.agent_id = %s AND upper(p.reference) = upper(%s)
+             ORDER BY p.reference = %s DESC LIMIT 1
+            """,
+            (agent_id, reference, reference),
         )
         return cur.fetchone()
 
@@ -131,7 +140,7 @@ def delete_property(conn: Connection, *, agent_id: int, reference: str) -> dict 
     with conn.cursor() as cur:
         cur.execute(
             """
-            DELETE FROM properties WHERE agent_id = %s AND lower(reference) = lower(%s)
+            DELETE FROM properties WHERE agent_id = %s AND reference = %s
             RETURNING id, organization_id, reference
             """,
             (agent_id, reference),
@@ -158,3 +167,73 @@ def count_properties(conn: Connection, *, agent_id: int) -> dict[str, int]:
     with conn.cursor() as cur:
         cur.execute("SELECT status, count(*) AS n FROM properties WHERE agent_id = %s GROUP BY status", (agent_id,))
         return {r["status"]: r["n"] for r in cur}
+
+
+_SEARCH = f"""
+    WITH q AS (SELECT CASE WHEN %(terms)s::text[] IS NULL THEN NULL
+                           ELSE to_tsquery('english', %(query)s) || to_tsquery('simple', %(query)s) END AS query)
+    SELECT {PROPERTY_COLUMNS},
+           CASE WHEN q.query IS NULL THEN 0 ELSE ts_rank_cd(p.search_vector, q.query) END AS rank,
+           CASE WHEN q.query IS NULL THEN '{{}}'::text[]
+                ELSE ARRAY(SELECT t FROM unnest(%(terms)s::text[]) t
+                            WHERE p.search_vector @@ (plainto_tsquery('english', t) || plainto_tsquery('simple', t)))
+           END AS matched_terms
+      FROM properties p, q
+     WHERE p.agent_id = %(agent_id)s
+       AND p.status = ANY(%(statuses)s::text[])
+       AND (%(types)s::text[] IS NULL OR p.property_type = ANY(%(types)s::text[]))
+       AND (%(listing_type)s::text IS NULL OR p.listing_type = %(listing_type)s::text)
+       AND (%(area_ids)s::bigint[] IS NULL OR p.area_id = ANY(%(area_ids)s::bigint[]))
+       AND (%(bedrooms_min)s::int IS NULL OR p.bedrooms >= %(bedrooms_min)s::int)
+       AND (%(bedrooms_max)s::int IS NULL OR p.bedrooms <= %(bedrooms_max)s::int)
+       AND (%(price_min)s::numeric IS NULL OR p.price >= %(price_min)s::numeric)
+       AND (%(price_max)s::numeric IS NULL OR p.price <= %(price_max)s::numeric)
+       AND (%(size_min)s::numeric IS NULL OR p.area_sqm >= %(size_min)s::numeric)
+       AND (%(size_max)s::numeric IS NULL OR p.area_sqm <= %(size_max)s::numeric)
+       AND (%(amenities)s::text[] IS NULL OR NOT EXISTS (
+                SELECT 1 FROM unnest(%(amenities)s::text[]) wanted
+                 WHERE NOT EXISTS (SELECT 1 FROM unnest(p.amenities) have WHERE strpos(have, wanted) > 0)))
+     ORDER BY rank DESC, abs(p.price - coalesce(%(price_target)s::numeric, 0)), p.id
+     LIMIT %(limit)s
+"""
+
+
+def search_properties(
+    conn: Connection,
+    *,
+    agent_id: int,
+    statuses: list[str],
+    types: list[str] | None = None,
+    listing_type: str | None = None,
+    area_ids: list[int] | None = None,
+    bedrooms_min: int | None = None,
+    bedrooms_max: int | None = None,
+    price_min: int | None = None,
+    price_max: int | None = None,
+    size_min: int | None = None,
+    size_max: int | None = None,
+    amenities: list[str] | None = None,
+    terms: list[str] | None = None,
+    limit: int = 5,
+) -> list[dict]:
+    """One agent's listings that pass every filter, best text match first, then nearest the budget.
+
+    `terms` rank and never filter; each must be a plain word (letters and digits only): they are
+    joined into a to_tsquery OR-expression.
+    """
+    params = {
+        "agent_id": agent_id, "statuses": statuses, "types": types or None, "listing_type": listing_type,
+        "area_ids": area_ids or None, "bedrooms_min": bedrooms_min, "bedrooms_max": bedrooms_max,
+        "price_min": price_min, "price_max": price_max, "size_min": size_min, "size_max": size_max,
+        "amenities": amenities or None, "terms": terms or None, "query": " | ".join(terms or ()),
+        "price_target": price_max if price_max is not None else price_min, "limit": limit,
+    }
+    with conn.cursor() as cur:
+        cur.execute(_SEARCH, params)
+        return cur.fetchall()
+
+
+def areas_by_slug(conn: Connection, *, slugs: list[str]) -> list[dict]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, slug, name_en, name_ar FROM location_areas WHERE slug = ANY(%s)", (slugs,))
+        return cur.fetchall()
