@@ -25,7 +25,7 @@ MAX_TERMS = 12
 # Words the extractor turns into filters, and filler: the text ranking ignores them.
 _NOISE = {
     word
-    for phrase in (*vocabulary.FILLER, *vocabulary.STRUCTURED)
+    for phrase in (*vocabulary.FILLER.split(), *vocabulary.STRUCTURED)
     for word in normalize(phrase).split()
 }
 

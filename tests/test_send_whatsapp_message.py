@@ -7,6 +7,7 @@ import pytest
 
 from execution import send_whatsapp_message as cmd
 from execution.identify_conversation import identify_conversation
+from execution.lib.formatting import location_pin
 from execution.lib.providers import ProviderRegistry
 from execution.lib.providers.green_api import GreenApiProvider
 from execution.send_whatsapp_message import OutboundContent, SendOutcome, send_whatsapp_message
@@ -117,6 +118,19 @@ def test_file_and_location(resources, registry, conversation, fake_green_api):
         "caption": "Living room"}
     assert fake_green_api.calls("sendLocation")[0]["body"] == {
         "chatId": "15550000001@c.us", "latitude": 30.0, "longitude": 31.2, "nameLocation": "Amber Court"}
+
+
+def test_a_listing_pin_goes_out_as_send_location(resources, registry, conversation, fake_green_api):
+    listing = {"reference": "NH-0001", "project_name": "Amber Court", "district": "Maadi", "city": "Cairo",
+               "latitude": 29.95515, "longitude": 31.26244}
+    pin = location_pin(listing, lang="en")
+    report = send_whatsapp_message(resources.db, None, registry, conversation_id=conversation["id"],
+                                   idempotency_key="pin:NH-0001", author="ai", content=OutboundContent(**pin),
+                                   expected_mode_version=conversation["mode_version"])
+    assert report.outcome is SendOutcome.SENT
+    assert fake_green_api.calls("sendLocation")[0]["body"] == {
+        "chatId": "15550000001@c.us", "latitude": 29.95515, "longitude": 31.26244,
+        "nameLocation": "Amber Court (NH-0001)", "address": "Maadi, Cairo"}
 
 
 def test_the_fence_suppresses_an_ai_draft_after_takeover(resources, registry, conversation, fake_green_api):

@@ -126,5 +126,5 @@ def location_pin(p: dict, *, lang: str) -> dict | None:
         "latitude": float(p["latitude"]),
         "longitude": float(p["longitude"]),
         "name": f"{p.get('project_name') or p['reference']} ({p['reference']})",
-        "address": ", ".join(x for x in (place, p.get("city")) if x) or None,
+        "address": ("، " if lang == "ar" else ", ").join(x for x in (place, p.get("city")) if x) or None,
     }
