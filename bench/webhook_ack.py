@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.scratch import scratch_database  # noqa: E402
+
 BARE_APP = '''
 import json
 from fastapi import FastAPI, Request
@@ -127,25 +129,9 @@ def prepare_database(tmp: Path) -> tuple[str, callable]:
     from execution.lib import store
     from execution.lib.db import connect, transaction
     from execution.lib.security import hash_token
-    from execution.migrate import migrate
 
-    admin = os.environ.get("BENCH_DATABASE_URL")
-    server = None
-    if not admin:
-        import pgserver
-
-        server = pgserver.get_server(tmp / "pg", cleanup_mode="delete")
-        admin = server.get_uri(database="postgres")
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    c = connect(admin)
-    with c.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    c.close()
-    from urllib.parse import urlsplit, urlunsplit
-
-    dsn = urlunsplit(urlsplit(admin)._replace(path=f"/{name}"))
+    dsn, cleanup = scratch_database(tmp)
     c = connect(dsn)
-    migrate(c)
     with transaction(c):
         org = store.upsert_organization(c, slug="bench", name="Bench")
         agent = store.upsert_agent(c, organization_id=org["id"], email="bench@bench.example", name="B",
@@ -153,15 +139,6 @@ def prepare_database(tmp: Path) -> tuple[str, callable]:
         store.upsert_channel(c, organization_id=org["id"], agent_id=agent["id"], provider="green_api",
                              instance_id=INSTANCE, webhook_token_hash=hash_token(TOKEN))
     c.close()
-
-    def cleanup():
-        a = connect(admin)
-        with a.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        a.close()
-        if server is not None:
-            server.cleanup()
-
     return dsn, cleanup
 
 

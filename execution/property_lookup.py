@@ -47,14 +47,14 @@ def search_terms(text: str | None) -> list[str]:
     return list(dict.fromkeys(out))[:MAX_TERMS]
 
 
-def _reasons(p: dict, c: Criteria, areas: dict[int, str], matched_terms: list[str]) -> tuple[str, ...]:
+def _reasons(p: dict, c: Criteria, matched_terms: list[str]) -> tuple[str, ...]:
     out = []
     if c.property_types:
         out.append(f"type {p['property_type']}")
     if c.listing_type:
         out.append(f"for {p['listing_type']}")
-    if c.areas and p.get("area_id") in areas:
-        out.append(f"in {areas[p['area_id']]}")
+    if c.areas and p.get("area_name"):
+        out.append(f"in {p['area_name']}")
     if c.bedrooms_min is not None or c.bedrooms_max is not None:
         out.append(f"{p['bedrooms']} bedrooms")
     if c.price_min is not None or c.price_max is not None:
@@ -76,16 +76,13 @@ def search(
     conn: Connection, *, agent_id: int, criteria: Criteria, text: str | None = None, limit: int = 5
 ) -> list[Hit]:
     """The agent's listings matching `criteria`, ranked by `text`; each hit says why it matched."""
-    area_rows = property_store.areas_by_slug(conn, slugs=list(criteria.areas)) if criteria.areas else []
-    if criteria.areas and not area_rows:
-        return []
     rows = property_store.search_properties(
         conn,
         agent_id=agent_id,
         statuses=["available", "reserved", "sold"] if criteria.include_unavailable else ["available"],
         types=list(criteria.property_types),
         listing_type=criteria.listing_type,
-        area_ids=[a["id"] for a in area_rows],
+        areas=list(criteria.areas),
         bedrooms_min=criteria.bedrooms_min,
         bedrooms_max=criteria.bedrooms_max,
         price_min=criteria.price_min,
@@ -96,9 +93,8 @@ def search(
         terms=search_terms(text),
         limit=max(1, min(limit, 50)),
     )
-    names = {a["id"]: a["name_en"] for a in area_rows}
     return [
-        Hit(r["reference"], r, _reasons(r, criteria, names, list(r["matched_terms"])), float(r["rank"]))
+        Hit(r["reference"], r, _reasons(r, criteria, list(r["matched_terms"])), float(r["rank"]))
         for r in rows
     ]
 

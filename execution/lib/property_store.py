@@ -177,13 +177,14 @@ _SEARCH = f"""
            CASE WHEN q.query IS NULL THEN '{{}}'::text[]
                 ELSE ARRAY(SELECT t FROM unnest(%(terms)s::text[]) t
                             WHERE p.search_vector @@ (plainto_tsquery('english', t) || plainto_tsquery('simple', t)))
-           END AS matched_terms
-      FROM properties p, q
+           END AS matched_terms,
+           la.name_en AS area_name
+      FROM q, properties p LEFT JOIN location_areas la ON la.id = p.area_id
      WHERE p.agent_id = %(agent_id)s
        AND p.status = ANY(%(statuses)s::text[])
        AND (%(types)s::text[] IS NULL OR p.property_type = ANY(%(types)s::text[]))
        AND (%(listing_type)s::text IS NULL OR p.listing_type = %(listing_type)s::text)
-       AND (%(area_ids)s::bigint[] IS NULL OR p.area_id = ANY(%(area_ids)s::bigint[]))
+       AND (%(areas)s::text[] IS NULL OR p.area_id IN (SELECT id FROM location_areas WHERE slug = ANY(%(areas)s::text[])))
        AND (%(bedrooms_min)s::int IS NULL OR p.bedrooms >= %(bedrooms_min)s::int)
        AND (%(bedrooms_max)s::int IS NULL OR p.bedrooms <= %(bedrooms_max)s::int)
        AND (%(price_min)s::numeric IS NULL OR p.price >= %(price_min)s::numeric)
@@ -205,7 +206,7 @@ def search_properties(
     statuses: list[str],
     types: list[str] | None = None,
     listing_type: str | None = None,
-    area_ids: list[int] | None = None,
+    areas: list[str] | None = None,
     bedrooms_min: int | None = None,
     bedrooms_max: int | None = None,
     price_min: int | None = None,
@@ -221,16 +222,28 @@ def search_properties(
     `terms` rank and never filter; each must be a plain word (letters and digits only): they are
     joined into a to_tsquery OR-expression.
     """
-    params = {
-        "agent_id": agent_id, "statuses": statuses, "types": types or None, "listing_type": listing_type,
-        "area_ids": area_ids or None, "bedrooms_min": bedrooms_min, "bedrooms_max": bedrooms_max,
-        "price_min": price_min, "price_max": price_max, "size_min": size_min, "size_max": size_max,
-        "amenities": amenities or None, "terms": terms or None, "query": " | ".join(terms or ()),
-        "price_target": price_max if price_max is not None else price_min, "limit": limit,
-    }
+    params = search_params(
+        agent_id=agent_id, statuses=statuses, types=types, listing_type=listing_type, areas=areas,
+        bedrooms_min=bedrooms_min, bedrooms_max=bedrooms_max, price_min=price_min, price_max=price_max,
+        size_min=size_min, size_max=size_max, amenities=amenities, terms=terms, limit=limit,
+    )
     with conn.cursor() as cur:
         cur.execute(_SEARCH, params)
         return cur.fetchall()
+
+
+def search_params(**p) -> dict:
+    """The parameters of the search statement for the keyword arguments of search_properties."""
+    terms = p.get("terms") or None
+    price_max, price_min = p.get("price_max"), p.get("price_min")
+    return {
+        "agent_id": p["agent_id"], "statuses": p["statuses"], "types": p.get("types") or None,
+        "listing_type": p.get("listing_type"), "areas": p.get("areas") or None,
+        "bedrooms_min": p.get("bedrooms_min"), "bedrooms_max": p.get("bedrooms_max"),
+        "price_min": price_min, "price_max": price_max, "size_min": p.get("size_min"), "size_max": p.get("size_max"),
+        "amenities": p.get("amenities") or None, "terms": terms, "query": " | ".join(terms or ()),
+        "price_target": price_max if price_max is not None else price_min, "limit": p.get("limit", 5),
+    }
 
 
 def areas_by_slug(conn: Connection, *, slugs: list[str]) -> list[dict]:
