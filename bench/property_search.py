@@ -86,7 +86,7 @@ def generate(conn, *, listings: int, agents: int, rng: random.Random) -> list[di
                                    password_hash=None)
             people.append({**a, "organization_id": org["id"]})
     buf = io.StringIO()
-    kinds, weights = zip(*TYPES)
+    kinds, weights = zip(*TYPES, strict=True)
     for i in range(listings):
         agent = people[i % agents]
         slug = rng.choice(list(AREAS))
