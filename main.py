@@ -15,9 +15,10 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from execution.check_health import check_health
+from execution.check_health import check_health, directive_health
 from execution.lib.cli import configure_logging, jsonable
 from execution.lib.config import load_settings
+from execution.lib.directives import DirectiveStore
 from execution.lib.errors import BadRequest, DatabaseUnavailable, Unauthorized
 from execution.lib.resources import Resources, open_resources
 from execution.migrate import require_migrated
@@ -28,8 +29,10 @@ from execution.worker import Worker
 log = logging.getLogger("main")
 
 
-def create_app(resources: Resources | None = None, *, run_worker: bool | None = None) -> FastAPI:
-    """Build the app; tests pass their own resources, production builds them at start-up."""
+def create_app(
+    resources: Resources | None = None, *, run_worker: bool | None = None, directives: DirectiveStore | None = None
+) -> FastAPI:
+    """Build the app; tests pass their own resources (and directives), production builds them at start-up."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -44,6 +47,8 @@ def create_app(resources: Resources | None = None, *, run_worker: bool | None = 
             with res.db.connection() as conn:
                 require_migrated(conn)
             app.state.resources = res
+            # A broken directive set stops start-up here, naming file, field and reason.
+            app.state.directives = directives or DirectiveStore()
             app.state.channels = ChannelDirectory(res.db)
             worker = None
             if res.settings.run_worker if run_worker is None else run_worker:
@@ -67,8 +72,9 @@ def create_app(resources: Resources | None = None, *, run_worker: bool | None = 
     app = FastAPI(title="WhatsApp assistant for real-estate agents", lifespan=lifespan)
 
     @app.get("/health")
-    def health(res: ResourcesDep) -> JSONResponse:
-        report = check_health(res.db, res.redis, database_kind=res.database_kind, redis_kind=res.redis_kind)
+    def health(request: Request, res: ResourcesDep) -> JSONResponse:
+        report = check_health(res.db, res.redis, database_kind=res.database_kind, redis_kind=res.redis_kind,
+                              directives=directive_health(request.app.state.directives))
         return JSONResponse(jsonable(report), status_code=200 if report.ok else 503)
 
     @app.post("/webhooks/green-api")

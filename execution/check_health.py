@@ -1,7 +1,8 @@
-"""Report whether the database, Redis and the schema are ready.
+"""Report whether the database, Redis, the schema and the directives are ready.
 
-Reads: PostgreSQL (SELECT 1, schema_migrations), Redis (PING). Writes nothing.
-Exit code 0 when all is well, 1 otherwise; `/health` serves the same report.
+Reads: PostgreSQL (SELECT 1, schema_migrations), Redis (PING), directives/. Writes nothing.
+Exit code 0 when all is well, 1 otherwise; `/health` serves the same report. A refused directive
+edit shows under `directives` (the previous version stays in force, so the service stays up).
 
 usage: python -m execution.check_health
 """
@@ -16,6 +17,7 @@ import redis as redis_lib
 
 from execution.lib import cli
 from execution.lib.db import Database
+from execution.lib.directives import DirectivesInvalid, DirectiveStore, load_directives
 from execution.lib.errors import AppError
 from execution.migrate import migration_status
 
@@ -38,15 +40,24 @@ class MigrationHealth:
 
 
 @dataclass(frozen=True)
+class DirectiveHealth:
+    ok: bool
+    versions: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Health:
     ok: bool
     database: ComponentHealth
     redis: ComponentHealth
     migrations: MigrationHealth
+    directives: DirectiveHealth | None = None
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.ok else 1
+        # At a shell an invalid directive set is a failure: the app would refuse to start with it.
+        return 0 if self.ok and (self.directives is None or self.directives.ok) else 1
 
 
 def _reason(exc: BaseException) -> str:
@@ -54,7 +65,25 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def check_health(db: Database | None, redis: redis_lib.Redis | None, *, database_kind: str, redis_kind: str) -> Health:
+def directive_health(store: DirectiveStore | None) -> DirectiveHealth:
+    """The versions in force and any refused edit; without a running store, a fresh validation."""
+    if store is not None:
+        snapshot = store.current()
+        return DirectiveHealth(not store.errors, snapshot.versions(), list(store.errors))
+    try:
+        return DirectiveHealth(True, load_directives().versions())
+    except DirectivesInvalid as exc:
+        return DirectiveHealth(False, errors=[str(p) for p in exc.problems])
+
+
+def check_health(
+    db: Database | None,
+    redis: redis_lib.Redis | None,
+    *,
+    database_kind: str,
+    redis_kind: str,
+    directives: DirectiveHealth | None = None,
+) -> Health:
     migrations = MigrationHealth(ok=False, error="database unavailable")
     if db is None:
         database = ComponentHealth(False, database_kind, error="not configured")
@@ -84,14 +113,15 @@ def check_health(db: Database | None, redis: redis_lib.Redis | None, *, database
             redis_health = ComponentHealth(True, redis_kind, round((time.perf_counter() - started) * 1000, 2))
         except redis_lib.RedisError as exc:
             redis_health = ComponentHealth(False, redis_kind, error=_reason(exc))
-    return Health(database.ok and redis_health.ok and migrations.ok, database, redis_health, migrations)
+    return Health(database.ok and redis_health.ok and migrations.ok, database, redis_health, migrations, directives)
 
 
 def main(argv: list[str] | None = None, *, resources=None) -> int:
     cli.parser(__doc__).parse_args(argv)
 
     def work(res):
-        return check_health(res.db, res.redis, database_kind=res.database_kind, redis_kind=res.redis_kind)
+        return check_health(res.db, res.redis, database_kind=res.database_kind, redis_kind=res.redis_kind,
+                            directives=directive_health(None))
 
     return cli.run_command(work, redis=True, resources=resources)
 

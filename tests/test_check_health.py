@@ -58,3 +58,29 @@ def test_app_refuses_to_start_with_pending_migrations(resources, make_database):
 def test_cli_prints_the_report_and_exits_by_health(resources, capsys):
     assert health_cmd.main([], resources=resources) == 0
     assert json.loads(capsys.readouterr().out)["ok"] is True
+
+
+def test_health_shows_a_refused_directive_edit_while_the_old_version_serves(resources, tmp_path):
+    import shutil
+
+    from execution.lib.directives import DIRECTIVES_ROOT, DirectiveStore
+
+    root = tmp_path / "directives"
+    shutil.copytree(DIRECTIVES_ROOT, root)
+    store = DirectiveStore(root, reload_interval_s=0)
+    with TestClient(create_app(resources, directives=store)) as client:
+        body = client.get("/health").json()
+        assert body["directives"]["ok"] is True and body["directives"]["versions"]["message_sending_rules"] == 1
+        path = root / "core" / "message_sending_rules.md"
+        path.write_text(path.read_text().replace("version: 1", "version: 2").replace("burst_cap_s: 6", "burst_cap_s: x"))
+        r = client.get("/health")
+        assert r.status_code == 200   # still serving, with the previous version
+        assert r.json()["directives"]["ok"] is False
+        assert r.json()["directives"]["errors"] == [
+            "core/message_sending_rules.md: burst_cap_s: must be a number, got str"]
+        assert store.current()["message_sending_rules"]["burst_cap_s"] == 6
+        path.write_text(path.read_text().replace("burst_cap_s: x", "burst_cap_s: 4"))
+        body = client.get("/health").json()
+        assert body["directives"] == {"ok": True, "versions": {**body["directives"]["versions"],
+                                                                 "message_sending_rules": 2}, "errors": []}
+        assert store.current()["message_sending_rules"]["burst_cap_s"] == 4

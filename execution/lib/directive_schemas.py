@@ -1,0 +1,108 @@
+"""The schema of each directive id: required keys, their types and ranges; unknown keys are refused."""
+
+from __future__ import annotations
+
+import string
+
+from execution.lib.directives import (
+    Check, boolean, directive, integer, keyed, list_of, mapping, number, one_of, per_language, regex, text,
+)
+
+MESSAGE_TYPES = ("text", "choice", "image", "video", "document", "audio", "location", "contact")
+ESCALATION_CATEGORIES = ("negotiation", "human_request", "legal", "complaint", "out_of_scope")
+CRITERIA_FIELDS = ("area", "budget", "bedrooms", "listing_type")
+RELAXABLE = ("amenities", "size", "bedrooms", "budget", "type")
+
+# Each persona template and the placeholders it may use.
+TEMPLATES = {
+    "greeting": ("agent_name", "agency"),
+    "ask_area": (), "ask_budget": (), "ask_bedrooms": (), "ask_listing_type": (),
+    "results_intro": ("count",),
+    "closest_results_intro": ("count",),
+    "results_outro": (),
+    "no_results": ("agent_name",),
+    "listing_intro": ("reference",),
+    "payment_plan": ("reference", "payment_plan"),
+    "no_payment_plan": ("reference", "agent_name"),
+    "delivery": ("reference", "delivery"),
+    "amenities": ("reference", "amenities"),
+    "no_amenities": ("reference", "agent_name"),
+    "unknown": ("agent_name",),
+    "which_listing": (),
+}
+
+
+def template(*allowed: str) -> Check:
+    """Text whose {placeholders} are all among `allowed` (a typo would otherwise fail at reply time)."""
+    def check(v, where):
+        problems = text(v, where)
+        if problems:
+            return problems
+        try:
+            names = {name for _, name, _, _ in string.Formatter().parse(v) if name is not None}
+        except ValueError as exc:
+            return [(where, f"is not a valid template: {exc}")]
+        unknown = sorted(n for n in names if n not in allowed)
+        return [(where, f"unknown placeholder(s) {unknown}; allowed: {list(allowed) or 'none'}")] if unknown else []
+    return check
+
+
+def normalized_regex(v, where):
+    """A regex over normalised text: letters that normalisation removes could never match."""
+    problems = regex(v, where)
+    if problems:
+        return problems
+    folded = sorted({ch for ch in v if ch in "أإآٱىةـ" or "ً" <= ch <= "ْ" or ch == "ٰ"})
+    return [(where, f"contains {''.join(folded)!r}, which normalisation removes; write ا ي ه and no diacritics")] \
+        if folded else []
+
+
+SCHEMAS: dict[str, Check] = {
+    "incoming_message_router": directive(
+        answer_message_types=list_of(one_of(*MESSAGE_TYPES), min_items=1),
+        answer_groups=boolean,
+        max_customer_text_chars=integer(100, 20_000),
+    ),
+    "ai_human_toggle_logic": directive(
+        phone_reply_takes_over=boolean,
+        takeover_cancels_followups=boolean,
+        auto_resume_after_hours=integer(1, 720, nullable=True),
+        brief_max_chars=integer(0, 4000),
+    ),
+    "message_sending_rules": directive(
+        burst_window_s=number(0, 6),
+        burst_cap_s=number(0, 30),
+        max_reply_chars=integer(200, 4096),
+        max_listings_per_reply=integer(1, 10),
+        arabic_digits=boolean,
+        send_location_pin=boolean,
+    ),
+    "property_retrieval": directive(
+        max_results=integer(1, 10),
+        budget_tolerance_pct=integer(0, 50),
+        ask_for_missing=list_of(one_of(*CRITERIA_FIELDS)),
+        ask_at_most=integer(1, 4),
+        relax_when_empty=list_of(one_of(*RELAXABLE)),
+        include_unavailable=boolean,
+    ),
+    "persona_enforcement": directive(
+        default_language=one_of("en", "ar", "arabizi"),
+        templates=mapping({name: per_language(template(*allowed)) for name, allowed in TEMPLATES.items()}),
+    ),
+    "escalation_triggers": directive(
+        rules=list_of(mapping({
+            "id": text,
+            "category": one_of(*ESCALATION_CATEGORIES),
+            "patterns": mapping({lang: list_of(normalized_regex) for lang in ("en", "ar", "arabizi")}),
+            "exclusions": list_of(normalized_regex),
+            "reply": per_language(template("agent_name")),
+        }, optional=("exclusions",)), min_items=1),
+        agent_alert=keyed(template("rule", "category", "customer", "excerpt"), keys=("en", "ar")),
+    ),
+    "race_condition_handling": directive(
+        conversation_lock_ttl_s=integer(5, 300),
+        conversation_lock_wait_s=number(0, 60),
+        generation_timeout_s=integer(5, 120),
+        keep_suppressed_drafts=boolean,
+    ),
+}

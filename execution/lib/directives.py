@@ -1,0 +1,289 @@
+"""Directives: Markdown SOPs whose YAML front matter holds every value the code acts on.
+
+`load_directives(root)` parses and validates every file and returns an immutable `Snapshot`, or
+raises `DirectivesInvalid` listing each problem as file, field and reason. `DirectiveStore` keeps
+the snapshot in force and picks up edits within `reload_interval_s`: a valid edit replaces it, an
+invalid one is refused (the previous snapshot stays) and its errors are kept for /health.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+
+import yaml
+
+from execution.lib.errors import AppError
+
+DIRECTIVES_ROOT = Path(__file__).resolve().parents[2] / "directives"
+LANGUAGES = ("en", "ar", "arabizi")
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.field}: {self.reason}"
+
+
+class DirectivesInvalid(AppError):
+    exit_code = 1
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(str(p) for p in problems[:20]))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Directive:
+    id: str
+    version: int
+    governs: tuple[str, ...]
+    values: Mapping[str, Any]
+    body: str
+    path: str
+    checksum: str
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    directives: Mapping[str, Directive]
+    loaded_at: float = field(default_factory=time.time)
+
+    def __getitem__(self, directive_id: str) -> Directive:
+        return self.directives[directive_id]
+
+    def versions(self) -> dict[str, int]:
+        return {d.id: d.version for d in self.directives.values()}
+
+
+# --- YAML that refuses duplicate keys ----------------------------------------------------------------
+
+class _StrictLoader(yaml.SafeLoader):
+    pass
+
+
+def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def split_front_matter(text: str) -> tuple[str, str]:
+    """The YAML between the opening and closing `---` lines, and the Markdown after them."""
+    match = re.match(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)(.*)\Z", text, re.DOTALL)
+    if not match:
+        raise ValueError("must start with YAML front matter between two '---' lines")
+    return match.group(1), match.group(2)
+
+
+# --- schema checks -----------------------------------------------------------------------------------
+# A check takes (value, where) and returns a list of (field, reason); `where` is the dotted path.
+
+Check = Callable[[Any, str], list[tuple[str, str]]]
+
+
+def integer(low: int | None = None, high: int | None = None, *, nullable: bool = False) -> Check:
+    def check(v, where):
+        if v is None and nullable:
+            return []
+        if not isinstance(v, int) or isinstance(v, bool):
+            return [(where, f"must be a whole number, got {type(v).__name__}")]
+        if (low is not None and v < low) or (high is not None and v > high):
+            return [(where, f"must be between {low} and {high}, got {v}")]
+        return []
+    return check
+
+
+def number(low: float, high: float) -> Check:
+    def check(v, where):
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            return [(where, f"must be a number, got {type(v).__name__}")]
+        return [] if low <= v <= high else [(where, f"must be between {low} and {high}, got {v}")]
+    return check
+
+
+def boolean(v, where):
+    return [] if isinstance(v, bool) else [(where, f"must be true or false, got {v!r}")]
+
+
+def text(v, where):
+    return [] if isinstance(v, str) and v.strip() else [(where, "must be non-empty text")]
+
+
+def one_of(*allowed: str) -> Check:
+    def check(v, where):
+        return [] if v in allowed else [(where, f"must be one of {', '.join(allowed)}; got {v!r}")]
+    return check
+
+
+def list_of(item: Check, *, min_items: int = 0) -> Check:
+    def check(v, where):
+        if not isinstance(v, list):
+            return [(where, f"must be a list, got {type(v).__name__}")]
+        if len(v) < min_items:
+            return [(where, f"must have at least {min_items} item(s)")]
+        return [p for i, x in enumerate(v) for p in item(x, f"{where}[{i}]")]
+    return check
+
+
+def regex(v, where):
+    if not isinstance(v, str) or not v:
+        return [(where, "must be a non-empty regular expression")]
+    try:
+        re.compile(v)
+    except re.error as exc:
+        return [(where, f"does not compile: {exc}")]
+    return []
+
+
+def mapping(fields: dict[str, Check], *, optional: tuple[str, ...] = ()) -> Check:
+    """A dict with exactly these keys (those in `optional` may be left out); unknown keys refused."""
+    def check(v, where):
+        if not isinstance(v, dict):
+            return [(where, f"must be a mapping, got {type(v).__name__}")]
+        out = [(f"{where}.{k}" if where else k, "unknown key") for k in v if k not in fields]
+        for k, sub in fields.items():
+            name = f"{where}.{k}" if where else k
+            if k not in v:
+                if k not in optional:
+                    out.append((name, "is required"))
+                continue
+            out += sub(v[k], name)
+        return out
+    return check
+
+
+def per_language(item: Check) -> Check:
+    return mapping({lang: item for lang in LANGUAGES})
+
+
+def keyed(item: Check, *, keys: tuple[str, ...] | None = None) -> Check:
+    """A dict of name → item; with `keys`, exactly those names."""
+    def check(v, where):
+        if not isinstance(v, dict) or not v:
+            return [(where, "must be a non-empty mapping")]
+        out = []
+        if keys is not None:
+            out += [(f"{where}.{k}", "unknown key") for k in v if k not in keys]
+            out += [(f"{where}.{k}", "is required") for k in keys if k not in v]
+        return out + [p for k, x in v.items() if keys is None or k in keys for p in item(x, f"{where}.{k}")]
+    return check
+
+
+def directive(optional: tuple[str, ...] = (), **fields: Check) -> Check:
+    """The schema of one directive id: the common keys (id, version, governs) plus its own."""
+    return mapping({"id": text, "version": integer(1), "governs": list_of(text, min_items=1), **fields},
+                   optional=optional)
+
+
+def load_directives(root: Path = DIRECTIVES_ROOT, *, schemas: Mapping[str, Check] | None = None) -> Snapshot:
+    """Parse and validate every directive under `root`; every problem is reported, none is skipped."""
+    from execution.lib.directive_schemas import SCHEMAS
+
+    schemas = SCHEMAS if schemas is None else schemas
+    problems: list[Problem] = []
+    found: dict[str, Directive] = {}
+    for path in sorted(p for p in root.rglob("*.md") if p.name != "README.md"):
+        rel = str(path.relative_to(root))
+        try:
+            raw = path.read_text(encoding="utf-8")
+            front, body = split_front_matter(raw)
+            values = yaml.load(front, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+            problems.append(Problem(rel, "front matter", str(exc).replace("\n", " ")))
+            continue
+        if not isinstance(values, dict):
+            problems.append(Problem(rel, "front matter", "must be a YAML mapping"))
+            continue
+        directive_id = values.get("id")
+        if directive_id != path.stem:
+            problems.append(Problem(rel, "id", f"must equal the file name {path.stem!r}, got {directive_id!r}"))
+            continue
+        schema = schemas.get(directive_id)
+        if schema is None:
+            problems.append(Problem(rel, "id", f"no schema for {directive_id!r}; see directives/README.md"))
+            continue
+        problems += [Problem(rel, f, r) for f, r in schema(values, "")]
+        if any(p.file == rel for p in problems):
+            continue
+        found[directive_id] = Directive(
+            id=directive_id, version=values["version"], governs=tuple(values["governs"]),
+            values=_freeze({k: v for k, v in values.items() if k not in ("id", "version", "governs")}),
+            body=body.strip(), path=rel, checksum=hashlib.sha256(raw.encode()).hexdigest()[:16],
+        )
+    problems += [Problem(f"{i}.md", "file", "is missing") for i in schemas if i not in found
+                 and not any(p.file.endswith(f"{i}.md") for p in problems)]
+    if problems:
+        raise DirectivesInvalid(problems)
+    return Snapshot(MappingProxyType(found))
+
+
+class DirectiveStore:
+    """The snapshot in force, re-read when a file changes (checked at most every reload_interval_s)."""
+
+    def __init__(self, root: Path = DIRECTIVES_ROOT, *, reload_interval_s: float = 2.0, clock=time.monotonic):
+        self.root = root
+        self.reload_interval_s = reload_interval_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._snapshot = load_directives(root)      # a broken set at start-up stops start-up
+        self._stamp = self._fingerprint()
+        self._checked = clock()
+        self.errors: tuple[str, ...] = ()
+
+    def _fingerprint(self) -> tuple:
+        return tuple(sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in self.root.rglob("*.md")))
+
+    def current(self) -> Snapshot:
+        now = self._clock()
+        if now - self._checked < self.reload_interval_s:
+            return self._snapshot
+        with self._lock:
+            if now - self._checked >= self.reload_interval_s:
+                self._checked = now
+                self._maybe_reload()
+        return self._snapshot
+
+    def _maybe_reload(self) -> None:
+        try:
+            stamp = self._fingerprint()
+        except OSError as exc:
+            self.errors = (f"directives: {exc}",)
+            return
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        try:
+            self._snapshot = load_directives(self.root)
+            self.errors = ()
+        except DirectivesInvalid as exc:
+            # Refused: the previous snapshot stays in force until the file is fixed.
+            self.errors = tuple(str(p) for p in exc.problems)
