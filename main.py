@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from execution.check_health import check_health, directive_health
 from execution.lib.cli import configure_logging, jsonable
 from execution.lib.config import load_settings
-from execution.lib.directives import DirectiveStore
+from execution.lib.directives import DirectiveStore, default_store
 from execution.lib.errors import BadRequest, DatabaseUnavailable, Unauthorized
 from execution.lib.resources import Resources, open_resources
 from execution.migrate import require_migrated
@@ -48,7 +48,7 @@ def create_app(
                 require_migrated(conn)
             app.state.resources = res
             # A broken directive set stops start-up here, naming file, field and reason.
-            app.state.directives = directives or DirectiveStore()
+            app.state.directives = directives or default_store()
             app.state.channels = ChannelDirectory(res.db)
             worker = None
             if res.settings.run_worker if run_worker is None else run_worker:

@@ -1,7 +1,8 @@
 """Hand a conversation back to the AI, optionally with a brief the AI will see.
 
 Writes: conversations.mode = AI and mode_version + 1, a mode_change timeline message
-(carrying the brief), an audit_log row, all in one transaction.
+(carrying the brief, cut to ai_human_toggle_logic.brief_max_chars), open escalations resolved and
+the inbox flag cleared, an audit_log row, all in one transaction.
 Guard: the conversation row (UPDATE ... WHERE mode <> 'AI'); re-running changes nothing.
 
 usage: python -m execution.set_mode_ai --conversation 42 [--brief "offered 5% off, waiting on answer"]
@@ -9,7 +10,7 @@ usage: python -m execution.set_mode_ai --conversation 42 [--brief "offered 5% of
 
 from __future__ import annotations
 
-from execution.lib import cli
+from execution.lib import cli, directives
 from execution.lib.db import Connection
 from execution.lib.modes import ModeChange, apply_mode_change
 
@@ -17,8 +18,10 @@ from execution.lib.modes import ModeChange, apply_mode_change
 def set_mode_ai(
     conn: Connection, *, conversation_id: int, actor: str, reason: str, brief: str | None = None
 ) -> ModeChange:
+    limit = directives.current()["ai_human_toggle_logic"]["brief_max_chars"]
     return apply_mode_change(
-        conn, conversation_id=conversation_id, mode="AI", actor=actor, reason=reason, brief=brief
+        conn, conversation_id=conversation_id, mode="AI", actor=actor, reason=reason,
+        brief=(brief or "").strip()[:limit] or None,
     )
 
 

@@ -1,7 +1,8 @@
 """Hand a conversation to the human agent: the AI stops speaking at once.
 
-Writes: conversations.mode = HUMAN and mode_version + 1, a mode_change timeline message,
-an audit_log row, all in one transaction. Any AI send not yet handed to the provider is
+Writes: conversations.mode = HUMAN and mode_version + 1 (a scheduled reply dropped), pending
+followups cancelled (ai_human_toggle_logic.takeover_cancels_followups), a mode_change timeline
+message, an audit_log row, all in one transaction. Any AI send not yet handed to the provider is
 refused by the send fence (send_whatsapp_message) after this commits.
 Guard: the conversation row (UPDATE ... WHERE mode <> 'HUMAN'); re-running changes nothing.
 
@@ -10,13 +11,15 @@ usage: python -m execution.set_mode_human --conversation 42 --reason "VIP"
 
 from __future__ import annotations
 
-from execution.lib import cli
+from execution.lib import cli, directives
 from execution.lib.db import Connection
 from execution.lib.modes import ModeChange, apply_mode_change
 
 
 def set_mode_human(conn: Connection, *, conversation_id: int, actor: str, reason: str) -> ModeChange:
-    return apply_mode_change(conn, conversation_id=conversation_id, mode="HUMAN", actor=actor, reason=reason)
+    toggle = directives.current()["ai_human_toggle_logic"]
+    return apply_mode_change(conn, conversation_id=conversation_id, mode="HUMAN", actor=actor, reason=reason,
+                             cancel_followups=toggle["takeover_cancels_followups"])
 
 
 def main(argv: list[str] | None = None, *, resources=None) -> int:

@@ -287,3 +287,20 @@ class DirectiveStore:
         except DirectivesInvalid as exc:
             # Refused: the previous snapshot stays in force until the file is fixed.
             self.errors = tuple(str(p) for p in exc.problems)
+
+
+_default: DirectiveStore | None = None
+_default_lock = threading.Lock()
+
+
+def default_store() -> DirectiveStore:
+    """The process's store of the shipped directives, made on first use (never at import)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = DirectiveStore()
+        return _default
+
+
+def current() -> Snapshot:
+    return default_store().current()

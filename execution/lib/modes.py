@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from execution.lib import message_store, store
+from execution.lib import message_store, reply_store, store
 from execution.lib.db import Connection, transaction
 from execution.lib.errors import NotFound
 
@@ -19,12 +19,23 @@ class ModeChange:
     changed: bool
     actor: str
     reason: str
+    followups_cancelled: int = 0
 
 
 def apply_mode_change(
-    conn: Connection, *, conversation_id: int, mode: str, actor: str, reason: str, brief: str | None = None
+    conn: Connection,
+    *,
+    conversation_id: int,
+    mode: str,
+    actor: str,
+    reason: str,
+    brief: str | None = None,
+    cancel_followups: bool = True,
 ) -> ModeChange:
-    """One short transaction (a savepoint inside a caller's); the toggle never waits for a generation."""
+    """One short transaction (a savepoint inside a caller's); the toggle never waits for a generation.
+
+    Taking over also drops a scheduled reply and, with `cancel_followups`, the pending follow-ups.
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     with transaction(conn):
@@ -34,6 +45,13 @@ def apply_mode_change(
             if current is None:
                 raise NotFound(f"conversation {conversation_id} does not exist")
             return ModeChange(conversation_id, current["mode"], current["mode_version"], False, actor, reason)
+        cancelled = 0
+        if mode == "AI":
+            reply_store.resolve_escalations(conn, conversation_id=conversation_id)
+        if mode == "HUMAN":
+            reply_store.clear_reply(conn, conversation_id=conversation_id)
+            if cancel_followups:
+                cancelled = reply_store.cancel_followups(conn, conversation_id=conversation_id, reason=f"mode HUMAN: {reason}")
         details = {"mode": mode, "actor": actor, "reason": reason, "mode_version": row["mode_version"]}
         if brief:
             details["brief"] = brief
@@ -53,6 +71,6 @@ def apply_mode_change(
             action=f"set_mode_{mode.lower()}",
             entity="conversation",
             entity_id=conversation_id,
-            details={"reason": reason, "mode_version": row["mode_version"]},
+            details={"reason": reason, "mode_version": row["mode_version"], "followups_cancelled": cancelled},
         )
-    return ModeChange(conversation_id, mode, row["mode_version"], True, actor, reason)
+    return ModeChange(conversation_id, mode, row["mode_version"], True, actor, reason, cancelled)
