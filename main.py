@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from execution.answer_conversation import Responder
 from execution.check_health import check_health, directive_health
 from execution.lib.cli import configure_logging, jsonable
 from execution.lib.config import load_settings
@@ -23,6 +24,7 @@ from execution.lib.errors import BadRequest, DatabaseUnavailable, Unauthorized
 from execution.lib.resources import Resources, open_resources
 from execution.migrate import require_migrated
 from execution.lib.intake import IntakeWriter
+from execution.lib.providers import ProviderRegistry
 from execution.webhook_handler import MAX_BODY_BYTES, ChannelDirectory, authorize, parse_green_api, store_events
 from execution.worker import Worker
 
@@ -50,9 +52,12 @@ def create_app(
             # A broken directive set stops start-up here, naming file, field and reason.
             app.state.directives = directives or default_store()
             app.state.channels = ChannelDirectory(res.db)
-            worker = None
+            worker = responder = None
             if res.settings.run_worker if run_worker is None else run_worker:
                 worker = Worker(res.db).start()
+                providers = ProviderRegistry(secret_key=res.settings.secret_key)
+                responder = Responder(res.db, res.redis, providers, store_=app.state.directives).start()
+            app.state.responder = responder
             intake = IntakeWriter(res.db, store_events, on_stored=worker.wake if worker else None).start()
             app.state.intake = intake
             # Objects made at start-up live for the whole process: keep them out of every GC pass.
@@ -63,8 +68,9 @@ def create_app(
                 yield
             finally:
                 intake.stop()
-                if worker is not None:
-                    worker.stop()
+                for loop in (responder, worker):
+                    if loop is not None:
+                        loop.stop()
         finally:
             if owned:
                 res.close()

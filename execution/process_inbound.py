@@ -1,7 +1,9 @@
 """Apply one stored webhook event: store what it says and take the actions it implies.
 
 Writes (in the caller's transaction, with the event's own outcome): contacts, conversations,
-messages; conversations.mode = HUMAN on a reply typed on the agent's phone (reason phone_reply);
+messages; the reply schedule (conversations.reply_due_at, by the burst window of
+message_sending_rules) for a customer message the router directive says to answer;
+conversations.mode = HUMAN on a reply typed on the agent's phone (reason phone_reply);
 messages.delivery_status forward only; channels.provider_state.
 Guard: the event row is locked by its claim; UNIQUE (conversation_id, provider_message_id)
 makes a replay store nothing twice. Never calls a provider or the LLM.
@@ -15,7 +17,8 @@ import enum
 from dataclasses import dataclass
 
 from execution.identify_conversation import identify_conversation
-from execution.lib import cli, message_store, store
+from execution.lib import cli, directives, message_store, reply_store, store
+from execution.lib.directive_schemas import MESSAGE_TYPES
 from execution.lib.db import Connection
 from execution.lib.errors import RetryLater
 from execution.lib.providers import green_api
@@ -23,7 +26,7 @@ from execution.lib.providers.base import EventKind, InboundMessage, ParsedEvent
 from execution.set_mode_human import set_mode_human
 
 # Message types a customer writes that ask for an answer (reactions, edits, calls do not).
-ANSWERABLE_TYPES = ("text", "choice", "image", "video", "document", "audio", "location", "contact")
+ANSWERABLE_TYPES = MESSAGE_TYPES  # the types the router directive may list
 _PARSERS = {"green_api": green_api.parse_webhook, "sandbox": green_api.parse_webhook}
 
 
@@ -125,10 +128,18 @@ def _store_customer_message(conn, channel, msg: InboundMessage, event_id: int, r
     if message_id is None:
         return result(Outcome.DUPLICATE, conversation_id=conversation["id"])
     message_store.touch_conversation(conn, conversation_id=conversation["id"], inbound=True)
+    snapshot = directives.current()
+    router, sending = snapshot["incoming_message_router"], snapshot["message_sending_rules"]
     needs_reply = (
-        not conversation["is_group"] and conversation["mode"] == "AI" and msg.message_type in ANSWERABLE_TYPES
+        (not conversation["is_group"] or router["answer_groups"])
+        and conversation["mode"] == "AI"
+        and msg.message_type in router["answer_message_types"]
     )
-    reason = "group chat: stored, never answered" if conversation["is_group"] else None
+    if needs_reply:
+        # Answered once the customer pauses (burst window), in this event's transaction.
+        reply_store.schedule_reply(conn, conversation_id=conversation["id"], window_s=sending["burst_window_s"],
+                                   cap_s=sending["burst_cap_s"])
+    reason = "group chat: stored, never answered" if conversation["is_group"] and not needs_reply else None
     return result(
         Outcome.STORED, conversation_id=conversation["id"], message_id=message_id, needs_reply=needs_reply,
         reason=reason,

@@ -199,15 +199,21 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
     def work(res):
         if args.once:
             return drain(res.db, batch=args.batch, lease_s=args.lease_seconds)
+        from execution.answer_conversation import Responder
+        from execution.lib.providers import ProviderRegistry
+
         worker = Worker(res.db, batch=args.batch, lease_s=args.lease_seconds, idle_s=args.idle_seconds)
-        log.info("worker %s started", worker.name)
+        responder = Responder(res.db, res.redis, ProviderRegistry(secret_key=res.settings.secret_key)).start()
+        log.info("worker %s started (events and replies)", worker.name)
         try:
             worker.run()
         except KeyboardInterrupt:
             worker.stop_event.set()
+        finally:
+            responder.stop()
         return None
 
-    return cli.run_command(work, resources=resources)
+    return cli.run_command(work, redis=not args.once, resources=resources)
 
 
 if __name__ == "__main__":

@@ -278,7 +278,7 @@ def find_areas(folded: str, aliases: Iterable[Alias]) -> tuple[list[Alias], str]
     return found, folded
 
 
-def extract(text: str, *, aliases: Iterable[Alias] = ()) -> Criteria:
+def extract(text: str, *, aliases: Iterable[Alias] = (), tolerance_pct: int = 10) -> Criteria:
     """The criteria one customer message states, with the words that stated each one."""
     p = _patterns()
     folded = normalize(text)
@@ -328,7 +328,7 @@ def extract(text: str, *, aliases: Iterable[Alias] = ()) -> Criteria:
         evidence.append(f"bedrooms {two.group(0).strip()!r}")
         rest = _blank(rest, two.span())
 
-    rest = _extract_budget(rest, values, evidence)
+    rest = _extract_budget(rest, values, evidence, Decimal(100 + tolerance_pct) / 100)
 
     types = [t for t in PROPERTY_TYPE_WORDS if p[f"type:{t}"].search(rest)]
     if types:
@@ -345,7 +345,7 @@ def extract(text: str, *, aliases: Iterable[Alias] = ()) -> Criteria:
     return Criteria(**values, evidence=tuple(evidence))
 
 
-def _extract_budget(rest: str, values: dict, evidence: list) -> str:
+def _extract_budget(rest: str, values: dict, evidence: list, tolerance: Decimal) -> str:
     p = _patterns()
     rng = p["range"].search(rest)
     if rng:
@@ -367,7 +367,7 @@ def _extract_budget(rest: str, values: dict, evidence: list) -> str:
             or p["currency_after"].search(after) or p["monthly"].search(after) or "," in m.group("amount")))
         if not explicit or (not m.group("mult") and 1900 <= amount <= 2100) or amount >= 10**12:
             continue
-        _set_budget(amount, before, values, evidence, m.group(0).strip())
+        _set_budget(amount, before, values, evidence, m.group(0).strip(), tolerance)
         _monthly(rest[m.end():], values, evidence)
         return _blank(rest, m.span())
     alone = p["million_alone"].search(rest)
@@ -377,12 +377,13 @@ def _extract_budget(rest: str, values: dict, evidence: list) -> str:
             amount /= 2
         if alone.group("and_half"):
             amount += 500_000
-        _set_budget(amount, rest[max(0, alone.start() - 30): alone.start()], values, evidence, alone.group(0).strip())
+        _set_budget(amount, rest[max(0, alone.start() - 30): alone.start()], values, evidence, alone.group(0).strip(),
+                    tolerance)
         return _blank(rest, alone.span())
     return rest
 
 
-def _set_budget(amount: Decimal, before: str, values: dict, evidence: list, said: str) -> None:
+def _set_budget(amount: Decimal, before: str, values: dict, evidence: list, said: str, tolerance: Decimal) -> None:
     p = _patterns()
     if p["upper"].search(before) and not p["around"].search(before):
         values["price_max"] = int(amount)
@@ -391,8 +392,8 @@ def _set_budget(amount: Decimal, before: str, values: dict, evidence: list, said
         values["price_min"] = int(amount)
         evidence.append(f"budget at least {said!r}")
     else:
-        # "8 million", "around 8M", "في حدود ٨ مليون": up to 10% above what was said.
-        values["price_max"] = int(amount * Decimal("1.1"))
+        # "8 million", "around 8M", "في حدود ٨ مليون": up to the tolerance above what was said.
+        values["price_max"] = int(amount * tolerance)
         evidence.append(f"budget about {said!r}")
 
 

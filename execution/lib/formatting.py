@@ -44,7 +44,7 @@ def format_price(price, currency: str, *, lang: str, listing_type: str = "sale",
     return f"{currency} {amount}" + (" / month" if listing_type == "rent" else "")
 
 
-def _delivery(delivery: date | None, lang: str, arabic_digits: bool) -> str:
+def delivery_text(delivery: date | None, *, lang: str, arabic_digits: bool = True) -> str:
     if delivery is None:
         return "استلام فوري" if lang == "ar" else "Ready to move in"
     if lang == "ar":
@@ -52,7 +52,7 @@ def _delivery(delivery: date | None, lang: str, arabic_digits: bool) -> str:
     return f"Delivery {delivery.strftime('%b %Y')}"
 
 
-def _payment_plan_ar(plan: str) -> str:
+def payment_plan_ar(plan: str) -> str:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%\s*down,?\s*(\d+)\s*years?\s*", plan, re.IGNORECASE)
     return f"مقدم {match.group(1)}٪ والباقي على {match.group(2)} سنين" if match else plan
 
@@ -92,14 +92,18 @@ def listing_card(p: dict, *, lang: str, arabic_digits: bool = True) -> str:
         size.append(d(f"{p['bathrooms']} حمام") if lang == "ar" else f"{p['bathrooms']} bath")
     if size:
         lines.append("📐 " + " · ".join(size))
-    terms = [_delivery(p.get("delivery_date"), lang, arabic_digits)]
+    terms = [delivery_text(p.get("delivery_date"), lang=lang, arabic_digits=arabic_digits)]
     if p.get("payment_plan"):
-        terms.append(d(_payment_plan_ar(p["payment_plan"])) if lang == "ar" else p["payment_plan"])
+        terms.append(d(payment_plan_ar(p["payment_plan"])) if lang == "ar" else p["payment_plan"])
     lines.append("🗓 " + " · ".join(terms))
     if p.get("amenities"):
-        names = [_AMENITY_AR.get(a, a) for a in p["amenities"]] if lang == "ar" else list(p["amenities"])
-        lines.append("✨ " + ("، " if lang == "ar" else ", ").join(names))
+        lines.append("✨ " + amenities_text(p["amenities"], lang=lang))
     return "\n".join(lines)
+
+
+def amenities_text(amenities, *, lang: str) -> str:
+    names = [_AMENITY_AR.get(a, a) for a in amenities] if lang == "ar" else list(amenities)
+    return ("، " if lang == "ar" else ", ").join(names)
 
 
 def short_list(properties: list[dict], *, lang: str, arabic_digits: bool = True, limit: int = 3) -> str:

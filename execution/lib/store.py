@@ -136,3 +136,17 @@ def agent_by_email(conn: Connection, *, email: str) -> dict | None:
     with conn.cursor() as cur:
         cur.execute("SELECT id, organization_id, email, name FROM agents WHERE email = %s", (email.lower(),))
         return cur.fetchone()
+
+
+def agent_profile(conn: Connection, *, agent_id: int) -> dict | None:
+    """What replies and alerts need about an agent: name, own phone, language, agency name."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT a.id, a.organization_id, a.email, a.name, a.phone, a.language, o.name AS agency
+              FROM agents a JOIN organizations o ON o.id = a.organization_id
+             WHERE a.id = %s
+            """,
+            (agent_id,),
+        )
+        return cur.fetchone()

@@ -1,0 +1,114 @@
+"""End to end: a Green API webhook → the worker → the responder → a reply at the fake Green API."""
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from execution.lib.listing_import import import_listings
+from main import create_app
+from tests.conftest import WEBHOOK_TOKEN, load_fixture
+
+AUTH = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
+DEMO = Path(__file__).resolve().parents[1] / "execution" / "demo_data" / "listings_nile_homes.csv"
+
+
+def _wait_for(predicate, timeout=15.0, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def app(resources, green_channel):
+    with resources.db.transaction() as c:
+        agent = {"id": green_channel["agent_id"], "organization_id": green_channel["organization_id"],
+                 "email": "agent@acme.example"}
+        assert not import_listings(c, path=DEMO, agent=agent, reassign=True).errors
+    with TestClient(create_app(resources, run_worker=True)) as client:
+        yield client
+
+
+def _customer(text, n, chat="15550000001@c.us"):
+    body = load_fixture("greenapi_incoming_text.json")
+    body["idMessage"] = f"E2E{n:08d}"
+    body["senderData"]["chatId"] = body["senderData"]["sender"] = chat
+    body["messageData"]["textMessageData"]["textMessage"] = text
+    return body
+
+
+def _sent_to(fake, chat="15550000001@c.us"):
+    return [c["body"]["message"] for c in fake.calls("sendMessage") if c["body"]["chatId"] == chat]
+
+
+def _conversation(resources, chat="15550000001@c.us"):
+    with resources.db.connection() as conn, conn.cursor() as cur:
+        cur.execute("SELECT id, mode, mode_reason, needs_attention, reply_due_at FROM conversations WHERE chat_id = %s",
+                    (chat,))
+        return cur.fetchone()
+
+
+def test_the_fixture_gets_an_offline_reply_naming_real_listings(app, resources, fake_green_api):
+    assert app.post("/webhooks/green-api", json=load_fixture("greenapi_incoming_text.json"), headers=AUTH).status_code == 200
+    replies = _wait_for(lambda: _sent_to(fake_green_api))
+    reply = replies[0]
+    references = re.findall(r"\((NH-\d{4})\)", reply)
+    assert references, reply
+    with resources.db.connection() as conn, conn.cursor() as cur:
+        cur.execute("SELECT reference, property_type, bedrooms, status, price FROM properties WHERE reference = ANY(%s)",
+                    (references,))
+        rows = cur.fetchall()
+    assert len(rows) == len(references)
+    for row in rows:   # the customer asked for a 2-bedroom flat: every listing named is one, and available
+        assert (row["property_type"], row["bedrooms"], row["status"]) == ("apartment", 2, "available")
+        assert f"EGP {row['price']:,.0f}" in reply
+    assert reply.startswith("Hello! I'm the assistant of Agent at Acme Homes")
+    assert _conversation(resources)["reply_due_at"] is None
+
+
+def test_an_arabic_discount_request_hands_over_and_alerts_the_agent(app, resources, fake_green_api):
+    app.post("/webhooks/green-api", json=_customer("ممكن خصم لو دفعت كاش؟", 1), headers=AUTH)
+    handoff = _wait_for(lambda: _sent_to(fake_green_api))
+    assert handoff == ["هحوّل طلبك لـ Agent لأنه بيتابع موضوع الأسعار بنفسه، وهيرد عليك هنا قريب."]
+    alert = _wait_for(lambda: _sent_to(fake_green_api, "15550000000@c.us"))
+    assert "15550000001" in alert[0] and "price_negotiation" in alert[0] and "ممكن خصم" in alert[0]
+    convo = _conversation(resources)
+    assert (convo["mode"], convo["mode_reason"], convo["needs_attention"]) == (
+        "HUMAN", "escalation:price_negotiation", True)
+    with resources.db.connection() as conn, conn.cursor() as cur:
+        cur.execute("SELECT rule, category, alert_status FROM escalations")
+        assert cur.fetchall() == [{"rule": "price_negotiation", "category": "negotiation", "alert_status": "sent"}]
+    # The customer writes again: the agent has it now, the assistant stays silent.
+    app.post("/webhooks/green-api", json=_customer("hello??", 2), headers=AUTH)
+    time.sleep(2.5)
+    assert len(_sent_to(fake_green_api)) == 1
+
+
+def test_a_reply_from_the_agents_phone_silences_the_assistant(app, resources, fake_green_api):
+    app.post("/webhooks/green-api", json=_customer("Hi, I want a flat in Maadi", 1), headers=AUTH)
+    _wait_for(lambda: _sent_to(fake_green_api))
+    phone = load_fixture("greenapi_outgoing_from_phone.json")
+    phone["senderData"]["chatId"] = "15550000001@c.us"
+    app.post("/webhooks/green-api", json=phone, headers=AUTH)
+    _wait_for(lambda: _conversation(resources)["mode"] == "HUMAN")
+    assert _conversation(resources)["mode_reason"] == "phone_reply"
+    app.post("/webhooks/green-api", json=_customer("and with 3 bedrooms?", 2), headers=AUTH)
+    time.sleep(2.5)
+    assert len(_sent_to(fake_green_api)) == 1
+
+
+def test_five_messages_in_one_second_get_one_reply(app, resources, fake_green_api):
+    for n, text in enumerate(["hi", "I want to buy", "a flat", "in New Cairo", "3 bedrooms"]):
+        app.post("/webhooks/green-api", json=_customer(text, n), headers=AUTH)
+        time.sleep(0.2)
+    replies = _wait_for(lambda: _sent_to(fake_green_api))
+    time.sleep(2.5)
+    assert len(_sent_to(fake_green_api)) == 1
+    # Answered together: the reply uses what all five said.
+    assert "NH-0058" in replies[0] and "3-bedroom apartment for sale in New Cairo" in replies[0]
