@@ -8,20 +8,23 @@ from __future__ import annotations
 import gc
 import logging
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated
 
 import psycopg2
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from execution.answer_conversation import Responder
 from execution.check_health import check_health, directive_health
+from execution.lib import message_store, store
 from execution.lib.cli import configure_logging, jsonable
 from execution.lib.config import load_settings
 from execution.lib.directives import DirectiveStore, default_store
 from execution.lib.errors import BadRequest, DatabaseUnavailable, Unauthorized
 from execution.lib.resources import Resources, open_resources
+from execution.lib.security import sandbox_webhook_token
 from execution.migrate import require_migrated
 from execution.lib.intake import IntakeWriter
 from execution.lib.providers import ProviderRegistry
@@ -29,6 +32,7 @@ from execution.webhook_handler import MAX_BODY_BYTES, ChannelDirectory, authoriz
 from execution.worker import Worker
 
 log = logging.getLogger("main")
+SIMULATOR_PAGE = Path(__file__).resolve().parent / "templates" / "simulator.html"
 
 
 def create_app(
@@ -106,6 +110,30 @@ def create_app(
             # Never a 200 without a durable write: the provider will deliver again.
             return _refuse(503, "storage unavailable; retry later")
         return JSONResponse({"ok": True, "outcome": receipt.outcome.value, "event_id": receipt.event_id})
+
+    @app.get("/simulator", include_in_schema=False)
+    def simulator(res: ResourcesDep) -> Response:
+        if res.settings.is_production:
+            return _refuse(404, "the simulator is off in production")
+        return HTMLResponse(SIMULATOR_PAGE.read_text(encoding="utf-8"))
+
+    @app.get("/simulator/api/agents", include_in_schema=False)
+    def simulator_agents(res: ResourcesDep) -> JSONResponse:
+        if res.settings.is_production:
+            return _refuse(404, "the simulator is off in production")
+        with res.db.connection() as conn:
+            channels = store.sandbox_channels(conn)
+        # Sandbox tokens authorize only sandbox channels, which never send anywhere real.
+        return JSONResponse([{**c, "token": sandbox_webhook_token(res.settings.secret_key, c["instance_id"])}
+                             for c in channels])
+
+    @app.get("/simulator/api/messages", include_in_schema=False)
+    def simulator_messages(res: ResourcesDep, channel_id: int, chat_id: str, after_id: int = 0) -> JSONResponse:
+        if res.settings.is_production:
+            return _refuse(404, "the simulator is off in production")
+        with res.db.connection() as conn:
+            return JSONResponse(jsonable(message_store.chat_timeline(conn, channel_id=channel_id, chat_id=chat_id,
+                                                                     after_id=after_id)))
 
     return app
 

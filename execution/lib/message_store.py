@@ -274,3 +274,23 @@ def lock_preferences(conn: Connection, *, conversation_id: int) -> dict | None:
 def set_preferences(conn: Connection, *, conversation_id: int, preferences: dict) -> None:
     with conn.cursor() as cur:
         cur.execute("UPDATE conversations SET preferences = %s WHERE id = %s", (Json(preferences), conversation_id))
+
+
+def chat_timeline(conn: Connection, *, channel_id: int, chat_id: str, after_id: int = 0, limit: int = 200) -> dict:
+    """One chat's messages after `after_id` as the customer sees them, with the conversation's mode."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, mode, mode_reason FROM conversations WHERE channel_id = %s AND chat_id = %s",
+                    (channel_id, chat_id))
+        convo = cur.fetchone()
+        if convo is None:
+            return {"mode": None, "messages": []}
+        cur.execute(
+            """
+            SELECT id, author, message_type, body, media, delivery_status, created_at FROM messages
+             WHERE conversation_id = %s AND id > %s AND direction <> 'internal'
+               AND coalesce(delivery_status, '') <> 'suppressed'
+             ORDER BY id LIMIT %s
+            """,
+            (convo["id"], after_id, limit),
+        )
+        return {"mode": convo["mode"], "mode_reason": convo["mode_reason"], "messages": cur.fetchall()}

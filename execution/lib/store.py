@@ -150,3 +150,17 @@ def agent_profile(conn: Connection, *, agent_id: int) -> dict | None:
             (agent_id,),
         )
         return cur.fetchone()
+
+
+def sandbox_channels(conn: Connection) -> list[dict]:
+    """Every sandbox channel with its agent and agency: the simulator's list of agents to chat with."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT c.id AS channel_id, c.instance_id, a.name AS agent_name, o.name AS agency
+              FROM channels c JOIN agents a ON a.id = c.agent_id JOIN organizations o ON o.id = c.organization_id
+             WHERE c.provider = 'sandbox' AND c.status = 'active'
+             ORDER BY c.id
+            """
+        )
+        return cur.fetchall()
