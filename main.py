@@ -21,7 +21,7 @@ from execution.check_health import check_health, directive_health
 from execution.lib import message_store, store
 from execution.lib.cli import configure_logging, jsonable
 from execution.lib.config import load_settings
-from execution.lib.directives import DirectiveStore, default_store
+from execution.lib.directives import DirectiveStore, default_store, set_default_store
 from execution.lib.errors import BadRequest, DatabaseUnavailable, Unauthorized
 from execution.lib.resources import Resources, open_resources
 from execution.lib.security import sandbox_webhook_token
@@ -55,6 +55,7 @@ def create_app(
             app.state.resources = res
             # A broken directive set stops start-up here, naming file, field and reason.
             app.state.directives = directives or default_store()
+            previous_directives = set_default_store(app.state.directives)
             app.state.channels = ChannelDirectory(res.db)
             worker = responder = None
             if res.settings.run_worker if run_worker is None else run_worker:
@@ -75,6 +76,7 @@ def create_app(
                 for loop in (responder, worker):
                     if loop is not None:
                         loop.stop()
+                set_default_store(previous_directives)
         finally:
             if owned:
                 res.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 import psycopg2
@@ -154,6 +155,19 @@ def answer_due(db: Database, redis, providers: ProviderRegistry, *, snapshot: Sn
     return reports
 
 
+def auto_resume(db: Database, *, snapshot: Snapshot) -> list[int]:
+    """Hand idle HUMAN conversations back after ai_human_toggle_logic.auto_resume_after_hours (null: never)."""
+    hours = snapshot["ai_human_toggle_logic"]["auto_resume_after_hours"]
+    if hours is None:
+        return []
+    with db.connection() as conn:
+        ids = reply_store.resume_idle_human_conversations(conn, after_hours=hours)
+        for cid in ids:
+            apply_mode_change(conn, conversation_id=cid, mode="AI", actor="assistant",
+                              reason=f"auto_resume after {hours} h without the agent")
+    return ids
+
+
 class Responder:
     """The answering loop: every `idle_s`, answer the conversations whose burst window has closed."""
 
@@ -165,9 +179,13 @@ class Responder:
         self._thread: threading.Thread | None = None
 
     def run(self) -> None:
+        next_resume_check = 0.0
         while not self.stop_event.is_set():
             try:
                 snapshot = (self.directives or directives.default_store()).current()
+                if time.monotonic() >= next_resume_check:
+                    next_resume_check = time.monotonic() + 60
+                    auto_resume(self.db, snapshot=snapshot)
                 if not answer_due(self.db, self.redis, self.providers, snapshot=snapshot):
                     self.stop_event.wait(self.idle_s)
             except (DatabaseUnavailable, psycopg2.Error) as exc:

@@ -302,5 +302,13 @@ def default_store() -> DirectiveStore:
         return _default
 
 
+def set_default_store(store: DirectiveStore | None) -> DirectiveStore | None:
+    """Make `store` the process's store (the app does, for the directives it was started with); returns the old one."""
+    global _default
+    with _default_lock:
+        previous, _default = _default, store
+        return previous
+
+
 def current() -> Snapshot:
     return default_store().current()

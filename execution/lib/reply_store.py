@@ -143,3 +143,38 @@ def resolve_escalations(conn: Connection, *, conversation_id: int) -> None:
             (conversation_id,),
         )
         cur.execute("UPDATE conversations SET needs_attention = false WHERE id = %s", (conversation_id,))
+
+
+def conversation_state(conn: Connection, *, conversation_id: int) -> dict | None:
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT c.id AS conversation_id, c.mode, c.mode_version, c.mode_reason, c.mode_changed_at,
+                   c.needs_attention, c.reply_due_at,
+                   (SELECT count(*) FROM escalations e WHERE e.conversation_id = c.id AND e.status = 'open')
+                       AS open_escalations,
+                   (SELECT count(*) FROM followups f WHERE f.conversation_id = c.id AND f.status = 'pending')
+                       AS pending_followups,
+                   (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id
+                       AND m.delivery_status = 'suppressed') AS suppressed_drafts
+              FROM conversations c WHERE c.id = %s
+            """,
+            (conversation_id,),
+        )
+        return cur.fetchone()
+
+
+def resume_idle_human_conversations(conn: Connection, *, after_hours: int) -> list[int]:
+    """HUMAN conversations whose agent has written nothing for `after_hours` (auto-resume candidates)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT c.id FROM conversations c
+             WHERE c.mode = 'HUMAN' AND c.mode_changed_at < now() - make_interval(hours => %(h)s)
+               AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.author = 'agent'
+                                  AND m.created_at > now() - make_interval(hours => %(h)s))
+             ORDER BY c.id LIMIT 100
+            """,
+            {"h": after_hours},
+        )
+        return [r["id"] for r in cur]
