@@ -10,19 +10,10 @@ from fastapi.testclient import TestClient
 from execution.lib.listing_import import import_listings
 from main import create_app
 from tests.conftest import WEBHOOK_TOKEN, load_fixture
+from tests.waiting import wait_for
 
 AUTH = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
 DEMO = Path(__file__).resolve().parents[1] / "execution" / "demo_data" / "listings_nile_homes.csv"
-
-
-def _wait_for(predicate, timeout=15.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture
@@ -56,7 +47,7 @@ def _conversation(resources, chat="15550000001@c.us"):
 
 def test_the_fixture_gets_an_offline_reply_naming_real_listings(app, resources, fake_green_api):
     assert app.post("/webhooks/green-api", json=load_fixture("greenapi_incoming_text.json"), headers=AUTH).status_code == 200
-    replies = _wait_for(lambda: _sent_to(fake_green_api))
+    replies = wait_for(lambda: _sent_to(fake_green_api))
     reply = replies[0]
     references = re.findall(r"\((NH-\d{4})\)", reply)
     assert references, reply
@@ -74,9 +65,9 @@ def test_the_fixture_gets_an_offline_reply_naming_real_listings(app, resources, 
 
 def test_an_arabic_discount_request_hands_over_and_alerts_the_agent(app, resources, fake_green_api):
     app.post("/webhooks/green-api", json=_customer("ممكن خصم لو دفعت كاش؟", 1), headers=AUTH)
-    handoff = _wait_for(lambda: _sent_to(fake_green_api))
+    handoff = wait_for(lambda: _sent_to(fake_green_api))
     assert handoff == ["هحوّل طلبك لـ Agent لأنه بيتابع موضوع الأسعار بنفسه، وهيرد عليك هنا قريب."]
-    alert = _wait_for(lambda: _sent_to(fake_green_api, "15550000000@c.us"))
+    alert = wait_for(lambda: _sent_to(fake_green_api, "15550000000@c.us"))
     assert "15550000001" in alert[0] and "price_negotiation" in alert[0] and "ممكن خصم" in alert[0]
     convo = _conversation(resources)
     assert (convo["mode"], convo["mode_reason"], convo["needs_attention"]) == (
@@ -92,11 +83,11 @@ def test_an_arabic_discount_request_hands_over_and_alerts_the_agent(app, resourc
 
 def test_a_reply_from_the_agents_phone_silences_the_assistant(app, resources, fake_green_api):
     app.post("/webhooks/green-api", json=_customer("Hi, I want a flat in Maadi", 1), headers=AUTH)
-    _wait_for(lambda: _sent_to(fake_green_api))
+    wait_for(lambda: _sent_to(fake_green_api))
     phone = load_fixture("greenapi_outgoing_from_phone.json")
     phone["senderData"]["chatId"] = "15550000001@c.us"
     app.post("/webhooks/green-api", json=phone, headers=AUTH)
-    _wait_for(lambda: _conversation(resources)["mode"] == "HUMAN")
+    wait_for(lambda: _conversation(resources)["mode"] == "HUMAN")
     assert _conversation(resources)["mode_reason"] == "phone_reply"
     app.post("/webhooks/green-api", json=_customer("and with 3 bedrooms?", 2), headers=AUTH)
     time.sleep(2.5)
@@ -107,7 +98,7 @@ def test_five_messages_in_one_second_get_one_reply(app, resources, fake_green_ap
     for n, text in enumerate(["hi", "I want to buy", "a flat", "in New Cairo", "3 bedrooms"]):
         app.post("/webhooks/green-api", json=_customer(text, n), headers=AUTH)
         time.sleep(0.2)
-    replies = _wait_for(lambda: _sent_to(fake_green_api))
+    replies = wait_for(lambda: _sent_to(fake_green_api))
     time.sleep(2.5)
     assert len(_sent_to(fake_green_api)) == 1
     # Answered together: the reply uses what all five said.

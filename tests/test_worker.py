@@ -15,6 +15,7 @@ from execution.webhook_handler import receive_green_api
 from execution.worker import run_once
 from main import create_app
 from tests.conftest import WEBHOOK_TOKEN, load_fixture
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,16 +30,6 @@ def _one(db, sql, params=()):
     with db.connection() as conn, conn.cursor() as cur:
         cur.execute(sql, params)
         return cur.fetchone()
-
-
-def _wait_for(predicate, timeout=10.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
 
 
 def test_failing_event_backs_off_then_fails_with_its_error(resources, green_channel, monkeypatch):
@@ -78,8 +69,8 @@ def test_worker_killed_between_claim_and_done_is_processed_exactly_once(resource
     proc = subprocess.Popen([sys.executable, "-m", "execution.worker", "--once", "--lease-seconds", "2"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        _wait_for(lambda: _one(resources.db, "SELECT status FROM webhook_events")["status"] == "processing")
-        _wait_for(lambda: _one(resources.db, "SELECT count(*) AS n FROM pg_stat_activity "
+        wait_for(lambda: _one(resources.db, "SELECT status FROM webhook_events")["status"] == "processing")
+        wait_for(lambda: _one(resources.db, "SELECT count(*) AS n FROM pg_stat_activity "
                                              "WHERE wait_event_type = 'Lock' AND datname = current_database()")["n"])
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
@@ -88,7 +79,7 @@ def test_worker_killed_between_claim_and_done_is_processed_exactly_once(resource
             cur.execute("ROLLBACK")
         resources.db._pool.putconn(blocker)
     assert run_once(resources.db).claimed == 0  # the dead worker's lease still holds
-    _wait_for(lambda: run_once(resources.db).done == 1, timeout=15, step=0.2)
+    wait_for(lambda: run_once(resources.db).done == 1, timeout=15, step=0.2)
     assert _one(resources.db, "SELECT count(*) AS n FROM messages WHERE author = 'customer'")["n"] == 1
     row = _one(resources.db, "SELECT status, attempts FROM webhook_events WHERE id = %s", (receipt.event_id,))
     assert row == {"status": "done", "attempts": 2}
@@ -99,7 +90,7 @@ def test_in_process_worker_picks_up_events_on_notify(resources, green_channel):
         r = client.post("/webhooks/green-api", json=load_fixture("greenapi_incoming_text.json"),
                         headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"})
         assert r.status_code == 200
-        _wait_for(lambda: _one(resources.db, "SELECT status FROM webhook_events")["status"] == "done", timeout=5)
+        wait_for(lambda: _one(resources.db, "SELECT status FROM webhook_events")["status"] == "done", timeout=5)
     assert _one(resources.db, "SELECT body FROM messages")["body"] == "Hi, is the 2-bedroom flat still available?"
 
 
