@@ -30,7 +30,7 @@ from execution.lib.errors import DatabaseUnavailable, LockBusy, NotFound
 from execution.lib.guards import conversation_lock
 from execution.lib.modes import apply_mode_change
 from execution.lib.providers import ProviderRegistry
-from execution.send_whatsapp_message import OutboundContent, SendOutcome, send_whatsapp_message
+from execution.send_whatsapp_message import DEFAULT_PACE_MS, OutboundContent, SendOutcome, send_whatsapp_message
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class AnswerReport:
 
 def answer_conversation(
     db: Database, redis, providers: ProviderRegistry, *, conversation_id: int, snapshot: Snapshot,
-    pace_ms: int = 0,
+    pace_ms: int = DEFAULT_PACE_MS,
 ) -> AnswerReport:
     race = snapshot["race_condition_handling"]
     with conversation_lock(redis, conversation_id, ttl_ms=race["conversation_lock_ttl_s"] * 1000,

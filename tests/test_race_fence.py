@@ -44,7 +44,7 @@ def _new_conversation(db, channel, n):
 def _answer(resources, providers, snapshot, cid, start, results):
     time.sleep(start)
     results["answer"] = answering.answer_conversation(
-        resources.db, resources.redis, providers, conversation_id=cid, snapshot=snapshot).answer
+        resources.db, resources.redis, providers, conversation_id=cid, snapshot=snapshot, pace_ms=0).answer
 
 
 def _take_over(resources, cid, delay):
