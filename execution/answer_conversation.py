@@ -16,6 +16,7 @@ import enum
 import logging
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 
 import psycopg2
@@ -42,6 +43,7 @@ class Answer(str, enum.Enum):
     HUMAN = "human"                  # nothing to do: the agent has the conversation
     NOTHING = "nothing"              # no unanswered customer message
     BUSY = "busy"                    # another writer holds the conversation; retried shortly
+    FAILED = "failed"                # an error; the claim expires and a later pass retries
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,10 @@ def answer_conversation(
             version = conversation["mode_version"]          # read before anything is generated
             messages = reply_store.unanswered_customer_messages(conn, conversation_id=conversation_id)
             if conversation["mode"] != "AI" or not messages:
-                reply_store.finish_reply(conn, conversation_id=conversation_id,
-                                         through_message_id=messages[-1]["id"] if messages else 2**62)
+                # Clear the schedule, unless a customer message arrived after what was read here.
+                seen = messages[-1]["id"] if messages else reply_store.last_customer_message_id(
+                    conn, conversation_id=conversation_id)
+                reply_store.finish_reply(conn, conversation_id=conversation_id, through_message_id=seen)
                 return AnswerReport(conversation_id, Answer.HUMAN if conversation["mode"] != "AI" else Answer.NOTHING)
             agent = agent_profile(conn, agent_id=conversation["agent_id"])
             last = messages[-1]
@@ -149,9 +153,13 @@ def answer_due(db: Database, redis, providers: ProviderRegistry, *, snapshot: Sn
             with db.connection() as conn:
                 reply_store.release_reply(conn, conversation_id=row["id"], retry_in_s=1.0)
             reports.append(AnswerReport(row["id"], Answer.BUSY))
-        except Exception:
-            # Leave the claim to expire: another pass retries it after the lease.
-            log.exception("answer: conversation %s failed", row["id"])
+        except Exception as exc:  # one conversation's failure must not stop the others being answered
+            # The claim is left to expire, so another pass retries after the lease. The log names
+            # the error type and where it was raised, never its message (it may quote the customer).
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            log.error("answer: conversation %s failed: %s at %s:%s", row["id"], type(exc).__name__,
+                      where.filename.rsplit("/", 1)[-1], where.lineno)
+            reports.append(AnswerReport(row["id"], Answer.FAILED, kind=type(exc).__name__))
     return reports
 
 

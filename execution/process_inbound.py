@@ -18,15 +18,12 @@ from dataclasses import dataclass
 
 from execution.identify_conversation import identify_conversation
 from execution.lib import cli, directives, message_store, reply_store, store
-from execution.lib.directive_schemas import MESSAGE_TYPES
 from execution.lib.db import Connection
 from execution.lib.errors import RetryLater
 from execution.lib.providers import green_api
 from execution.lib.providers.base import EventKind, InboundMessage, ParsedEvent
 from execution.set_mode_human import set_mode_human
 
-# Message types a customer writes that ask for an answer (reactions, edits, calls do not).
-ANSWERABLE_TYPES = MESSAGE_TYPES  # the types the router directive may list
 _PARSERS = {"green_api": green_api.parse_webhook, "sandbox": green_api.parse_webhook}
 
 

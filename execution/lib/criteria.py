@@ -233,10 +233,13 @@ def _to_number(raw: str) -> Decimal:
     return Decimal(raw)
 
 
+_MILLION_FORMS = frozenset(normalize(w) for w in MILLION_WORDS)
+
+
 def _multiplier(word: str | None) -> int:
     if not word:
         return 1
-    if word in {normalize(w) for w in MILLION_WORDS}:
+    if word in _MILLION_FORMS:
         return 1_000_000
     return 1_000
 

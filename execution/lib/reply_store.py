@@ -93,6 +93,13 @@ def unanswered_customer_messages(conn: Connection, *, conversation_id: int) -> l
         return cur.fetchall()
 
 
+def last_customer_message_id(conn: Connection, *, conversation_id: int) -> int:
+    with conn.cursor() as cur:
+        cur.execute("SELECT coalesce(max(id), 0) AS id FROM messages WHERE conversation_id = %s AND author = 'customer'",
+                    (conversation_id,))
+        return cur.fetchone()["id"]
+
+
 def has_replied_before(conn: Connection, *, conversation_id: int) -> bool:
     with conn.cursor() as cur:
         cur.execute(
