@@ -60,7 +60,7 @@ def test_the_fixture_gets_an_offline_reply_naming_real_listings(app, resources, 
         assert (row["property_type"], row["bedrooms"], row["status"]) == ("apartment", 2, "available")
         assert f"EGP {row['price']:,.0f}" in reply
     assert reply.startswith("Hello! I'm the assistant of Agent at Acme Homes")
-    assert _conversation(resources)["reply_due_at"] is None
+    wait_for(lambda: _conversation(resources)["reply_due_at"] is None)   # cleared just after the send
 
 
 def test_an_arabic_discount_request_hands_over_and_alerts_the_agent(app, resources, fake_green_api):
@@ -72,9 +72,14 @@ def test_an_arabic_discount_request_hands_over_and_alerts_the_agent(app, resourc
     convo = _conversation(resources)
     assert (convo["mode"], convo["mode_reason"], convo["needs_attention"]) == (
         "HUMAN", "escalation:price_negotiation", True)
-    with resources.db.connection() as conn, conn.cursor() as cur:
-        cur.execute("SELECT rule, category, alert_status FROM escalations")
-        assert cur.fetchall() == [{"rule": "price_negotiation", "category": "negotiation", "alert_status": "sent"}]
+    def escalations():
+        with resources.db.connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT rule, category, alert_status FROM escalations")
+            return [dict(r) for r in cur.fetchall()]
+
+    # The alert's status is recorded just after the fake server has it.
+    wait_for(lambda: [e["alert_status"] for e in escalations()] == ["sent"])
+    assert escalations() == [{"rule": "price_negotiation", "category": "negotiation", "alert_status": "sent"}]
     # The customer writes again: the agent has it now, the assistant stays silent.
     app.post("/webhooks/green-api", json=_customer("hello??", 2), headers=AUTH)
     time.sleep(2.5)
