@@ -11,24 +11,23 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
-import psycopg2
 from fastapi import Depends, FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
-from execution.answer_conversation import Responder
+from execution.answer_due import Responder
 from execution.check_health import check_health, directive_health
-from execution.lib import message_store, store
+from execution.lib import message_store, tenant_store
 from execution.lib.cli import configure_logging, jsonable
 from execution.lib.config import load_settings
-from execution.lib.directives import DirectiveStore, default_store, set_default_store
-from execution.lib.errors import BadRequest, DatabaseUnavailable, Unauthorized
+from execution.lib.directives import DirectiveStore
+from execution.lib.errors import AppError, BadRequest
+from execution.lib.intake import IntakeWriter
+from execution.lib.providers import ProviderRegistry
+from execution.lib.providers.base import MAX_BODY_BYTES, WebhookRequest
 from execution.lib.resources import Resources, open_resources
 from execution.lib.security import sandbox_webhook_token
 from execution.migrate import require_migrated
-from execution.lib.intake import IntakeWriter
-from execution.lib.providers import ProviderRegistry
-from execution.webhook_handler import MAX_BODY_BYTES, ChannelDirectory, authorize, parse_green_api, store_events
+from execution.webhook_handler import WebhookReceiver, store_events
 from execution.worker import Worker
 
 log = logging.getLogger("main")
@@ -54,17 +53,16 @@ def create_app(
                 require_migrated(conn)
             app.state.resources = res
             # A broken directive set stops start-up here, naming file, field and reason.
-            app.state.directives = directives or default_store()
-            previous_directives = set_default_store(app.state.directives)
-            app.state.channels = ChannelDirectory(res.db)
+            app.state.directives = store = directives or DirectiveStore()
             worker = responder = None
             if res.settings.run_worker if run_worker is None else run_worker:
-                worker = Worker(res.db).start()
+                worker = Worker(res.db, directives=store).start()
                 providers = ProviderRegistry(secret_key=res.settings.secret_key)
-                responder = Responder(res.db, res.redis, providers, store_=app.state.directives).start()
+                responder = Responder(res.db, res.redis, providers, directives=store,
+                                      pool_size=res.settings.reply_workers).start()
             app.state.responder = responder
             intake = IntakeWriter(res.db, store_events, on_stored=worker.wake if worker else None).start()
-            app.state.intake = intake
+            app.state.receiver = WebhookReceiver(res.db, secret_key=res.settings.secret_key, intake=intake)
             # Objects made at start-up live for the whole process: keep them out of every GC pass.
             gc.freeze()
             log.info("ready: env=%s database=%s redis=%s worker=%s", res.settings.app_env, res.database_kind,
@@ -72,11 +70,10 @@ def create_app(
             try:
                 yield
             finally:
-                intake.stop()
+                app.state.receiver.intake.stop()
                 for loop in (responder, worker):
                     if loop is not None:
                         loop.stop()
-                set_default_store(previous_directives)
         finally:
             if owned:
                 res.close()
@@ -89,29 +86,15 @@ def create_app(
                               directives=directive_health(request.app.state.directives))
         return JSONResponse(jsonable(report), status_code=200 if report.ok else 503)
 
-    @app.post("/webhooks/green-api")
-    async def green_api_webhook(request: Request) -> JSONResponse:
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            return _refuse(413, f"body is {declared} bytes; the limit is {MAX_BODY_BYTES}")
+    @app.post("/webhooks/{route}")
+    async def webhook(route: str, request: Request) -> JSONResponse:
         body = await _read_capped(request, MAX_BODY_BYTES)
-        if body is None:
-            return _refuse(413, f"body is over the limit of {MAX_BODY_BYTES} bytes")
-        state = request.app.state
-        try:
-            payload, instance = parse_green_api(body)
-            # Only a channel not cached yet costs a query; it runs off the event loop.
-            channel = state.channels.cached(instance) or await run_in_threadpool(state.channels.find, instance)
-            pending = authorize(channel, payload, request.headers.get("authorization"))
-            receipt = await state.intake.submit_async(pending)
-        except BadRequest as exc:
-            return _refuse(413 if exc.too_large else 400, str(exc))
-        except Unauthorized as exc:
-            return _refuse(401, str(exc))
-        except (DatabaseUnavailable, psycopg2.Error):
-            # Never a 200 without a durable write: the provider will deliver again.
-            return _refuse(503, "storage unavailable; retry later")
-        return JSONResponse({"ok": True, "outcome": receipt.outcome.value, "event_id": receipt.event_id})
+        receipt = await request.app.state.receiver.receive_async(route, _webhook_request(request, body))
+        return JSONResponse(receipt.as_json())
+
+    @app.get("/webhooks/{route}")
+    def webhook_handshake(route: str, request: Request) -> Response:
+        return PlainTextResponse(request.app.state.receiver.handshake(route, _webhook_request(request)))
 
     @app.get("/simulator", include_in_schema=False)
     def simulator(res: ResourcesDep) -> Response:
@@ -124,7 +107,7 @@ def create_app(
         if res.settings.is_production:
             return _refuse(404, "the simulator is off in production")
         with res.db.connection() as conn:
-            channels = store.sandbox_channels(conn)
+            channels = tenant_store.sandbox_channels(conn)
         # Sandbox tokens authorize only sandbox channels, which never send anywhere real.
         return JSONResponse([{**c, "token": sandbox_webhook_token(res.settings.secret_key, c["instance_id"])}
                              for c in channels])
@@ -137,6 +120,10 @@ def create_app(
             return JSONResponse(jsonable(message_store.chat_timeline(conn, channel_id=channel_id, chat_id=chat_id,
                                                                      after_id=after_id)))
 
+    @app.exception_handler(AppError)
+    def refuse_with_reason(request: Request, exc: AppError) -> JSONResponse:
+        return _refuse(exc.http_status, str(exc))
+
     return app
 
 
@@ -144,12 +131,20 @@ def _refuse(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"ok": False, "error": reason}, status_code=status)
 
 
-async def _read_capped(request: Request, limit: int) -> bytes | None:
+def _webhook_request(request: Request, body: bytes = b"") -> WebhookRequest:
+    return WebhookRequest(request.method, {k.lower(): v for k, v in request.headers.items()},
+                          dict(request.query_params), body)
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BadRequest(f"body is {declared} bytes; the limit is {limit}", too_large=True)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            return None
+            raise BadRequest(f"body is over the limit of {limit} bytes", too_large=True)
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -72,7 +72,7 @@ AREA_SAID = {  # how customers name the areas (all resolve through the seeded al
 
 
 def generate(conn, *, listings: int, agents: int, rng: random.Random) -> list[dict]:
-    from execution.lib import store
+    from execution.lib import tenant_store
     from execution.lib.db import transaction
 
     with conn.cursor() as cur:
@@ -81,8 +81,8 @@ def generate(conn, *, listings: int, agents: int, rng: random.Random) -> list[di
     people = []
     with transaction(conn):
         for n in range(agents):
-            org = store.upsert_organization(conn, slug=f"agency-{n // 10}", name=f"Agency {n // 10}")
-            a = store.upsert_agent(conn, organization_id=org["id"], email=f"agent{n}@bench.example", name=f"A{n}",
+            org = tenant_store.upsert_organization(conn, slug=f"agency-{n // 10}", name=f"Agency {n // 10}")
+            a = tenant_store.upsert_agent(conn, organization_id=org["id"], email=f"agent{n}@bench.example", name=f"A{n}",
                                    password_hash=None)
             people.append({**a, "organization_id": org["id"]})
     buf = io.StringIO()

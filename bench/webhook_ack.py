@@ -126,17 +126,17 @@ def measure(port: int, n: int, concurrency: int) -> dict:
 
 
 def prepare_database(tmp: Path) -> tuple[str, callable]:
-    from execution.lib import store
+    from execution.lib import tenant_store
     from execution.lib.db import connect, transaction
     from execution.lib.security import hash_token
 
     dsn, cleanup = scratch_database(tmp)
     c = connect(dsn)
     with transaction(c):
-        org = store.upsert_organization(c, slug="bench", name="Bench")
-        agent = store.upsert_agent(c, organization_id=org["id"], email="bench@bench.example", name="B",
+        org = tenant_store.upsert_organization(c, slug="bench", name="Bench")
+        agent = tenant_store.upsert_agent(c, organization_id=org["id"], email="bench@bench.example", name="B",
                                    password_hash=None)
-        store.upsert_channel(c, organization_id=org["id"], agent_id=agent["id"], provider="green_api",
+        tenant_store.upsert_channel(c, organization_id=org["id"], agent_id=agent["id"], provider="green_api",
                              instance_id=INSTANCE, webhook_token_hash=hash_token(TOKEN))
     c.close()
     return dsn, cleanup

@@ -8,18 +8,18 @@ usage: python -m execution.cancel_followups --conversation 42 [--reason "custome
 
 from __future__ import annotations
 
-from execution.lib import cli, message_store, reply_store, store
+from execution.lib import cli, conversation_store, followup_store, tenant_store
 from execution.lib.db import Connection, transaction
 from execution.lib.errors import NotFound
 
 
 def cancel_followups(conn: Connection, *, conversation_id: int, actor: str, reason: str) -> dict:
     with transaction(conn):
-        conversation = message_store.get_conversation(conn, conversation_id=conversation_id)
+        conversation = conversation_store.get_conversation(conn, conversation_id=conversation_id)
         if conversation is None:
             raise NotFound(f"conversation {conversation_id} does not exist")
-        count = reply_store.cancel_followups(conn, conversation_id=conversation_id, reason=reason)
-        store.insert_audit(conn, organization_id=conversation["organization_id"], actor=actor,
+        count = followup_store.cancel_followups(conn, conversation_id=conversation_id, reason=reason)
+        tenant_store.insert_audit(conn, organization_id=conversation["organization_id"], actor=actor,
                            action="cancel_followups", entity="conversation", entity_id=conversation_id,
                            details={"cancelled": count, "reason": reason})
     return {"conversation_id": conversation_id, "cancelled": count}

@@ -7,13 +7,13 @@ usage: python -m execution.check_conversation_mode --conversation 42
 
 from __future__ import annotations
 
-from execution.lib import cli, reply_store
+from execution.lib import cli, conversation_store
 from execution.lib.db import Connection
 from execution.lib.errors import NotFound
 
 
 def check_conversation_mode(conn: Connection, *, conversation_id: int) -> dict:
-    row = reply_store.conversation_state(conn, conversation_id=conversation_id)
+    row = conversation_store.conversation_state(conn, conversation_id=conversation_id)
     if row is None:
         raise NotFound(f"conversation {conversation_id} does not exist")
     return row

@@ -1,7 +1,7 @@
 """Decide whether a customer message needs the agent, by the rules of the escalation directive.
 
-Reads: directives/ai_behavior/escalation_triggers.md. Writes nothing: the decider only decides;
-process_inbound acts on the decision (handoff reply, HUMAN, escalation row, agent alert).
+Reads: the escalation_triggers directive. Writes nothing: the decider only decides;
+escalate_conversation acts on the decision (handoff reply, HUMAN, escalation row, agent alert).
 The text is normalised (text.normalize) before matching; every language's patterns are tried.
 
 usage: python -m execution.check_escalation --text "ممكن خصم لو دفعت كاش؟" [--agent-name Sara]
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from execution.lib import cli
 from execution.lib.criteria import detect_language
-from execution.lib.directives import Directive, load_directives
+from execution.lib.directives import Directive, load_directives, localized
 from execution.lib.text import normalize
 
 _COMPILED: dict[str, list] = {}   # directive checksum → compiled rules
@@ -49,7 +49,8 @@ def _rules(directive: Directive) -> list:
     return compiled
 
 
-def check_escalation(text: str, *, directive: Directive, agent_name: str = "the agent") -> EscalationDecision:
+def check_escalation(text: str, *, directive: Directive, agent_name: str = "the agent",
+                     agent_gender: str | None = None) -> EscalationDecision:
     """The first rule whose pattern matches and no exclusion of that rule does; else no escalation."""
     language = detect_language(text)
     folded = normalize(text)
@@ -63,7 +64,7 @@ def check_escalation(text: str, *, directive: Directive, agent_name: str = "the 
             if veto is not None:
                 excluded.append(f"{rule['id']}: {match.group(0)!r} is excused by exclusion {veto.pattern!r}")
                 break
-            reply = rule["reply"][language].format(agent_name=agent_name)
+            reply = localized(rule["reply"], language, gender=agent_gender).format(agent_name=agent_name)
             return EscalationDecision(
                 True, language, rule["id"], rule["category"], match.group(0), lang, reply,
                 why=f"{lang} pattern of rule {rule['id']} matched {match.group(0)!r}", excluded=tuple(excluded),
@@ -75,9 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     p = cli.parser(__doc__)
     p.add_argument("--text", required=True, help="the customer's message")
     p.add_argument("--agent-name", default="the agent", help="name used in the handoff reply")
+    p.add_argument("--agent-gender", choices=("female", "male"), default=None, help="for the Arabic wording")
     args = p.parse_args(argv)
     directive = load_directives()["escalation_triggers"]
-    decision = check_escalation(args.text, directive=directive, agent_name=args.agent_name)
+    decision = check_escalation(args.text, directive=directive, agent_name=args.agent_name,
+                                agent_gender=args.agent_gender)
     print(json.dumps(cli.jsonable(decision), ensure_ascii=False, indent=2))
     return 0
 

@@ -1,8 +1,9 @@
 """Write the reply to a customer's unanswered messages: the offline responder (no LLM needed).
 
-Reads: the agent's listings (property_lookup), the persona / retrieval / sending directives.
+Reads: the agent's listings (property_lookup), the persona / retrieval / sending / router directives.
 Writes: conversations.preferences (criteria accumulate over turns). Sends nothing:
-answer_conversation sends what this returns, behind the fence.
+answer_conversation sends what this returns, behind the fence, and records what a reply promises
+on the agent's behalf (`Reply.promise`) as a task for the agent.
 Every figure in a reply comes from a listing row found in this turn; all wording comes from the
 persona directive's templates. The same code is the fallback whenever the LLM fails.
 
@@ -14,10 +15,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from execution.lib import cli, directives, formatting, message_store, property_store, reply_store, store
+from execution.lib import cli, conversation_store, formatting, property_store, tenant_store
 from execution.lib.criteria import Criteria, detect_language, extract
 from execution.lib.db import Connection
-from execution.lib.directives import Snapshot
+from execution.lib.directives import Snapshot, load_directives, localized
 from execution.lib.errors import NotFound
 from execution.lib.text import normalize
 from execution.property_lookup import remember_preferences, search
@@ -40,6 +41,11 @@ class Reply:
     references: tuple[str, ...] = ()   # listings this reply quotes (the grounding record)
     pin: dict | None = None            # a location to send after the text
     criteria: Criteria | None = None
+    promise: str | None = None         # what the reply says the agent will do (recorded as their task)
+
+# Templates that say the agent will do something, and the task each one creates for the agent.
+PROMISES = {"no_results": "find_new_options", "no_payment_plan": "confirm_payment_plan",
+            "no_amenities": "confirm_amenities", "unknown": "answer_question"}
 
 
 def _question(folded: str) -> str | None:
@@ -57,17 +63,22 @@ def generate_ai_response(
     card_lang = "ar" if lang == "ar" else "en"
     digits = sending["arabic_digits"]
 
+    used: list[str] = []
+
     def t(name: str, **kw) -> str:
-        return persona["templates"][name][lang].format(agent_name=agent["name"], agency=agent["agency"], **kw)
+        used.append(name)
+        return localized(persona["templates"][name], lang, gender=agent.get("gender")).format(
+            agent_name=agent["name"], agency=agent["agency"], **kw)
 
     aliases = property_store.load_aliases(conn, organization_id=conversation["organization_id"])
     said = extract(text, aliases=aliases, tolerance_pct=retrieval["budget_tolerance_pct"])
     prefs = remember_preferences(conn, conversation_id=conversation["id"], criteria=said)
-    parts = [] if reply_store.has_replied_before(conn, conversation_id=conversation["id"]) else [t("greeting")]
+    parts = [] if conversation_store.has_replied_before(conn, conversation_id=conversation["id"]) else [t("greeting")]
 
     def done(kind: str, refs=(), pin=None, criteria=prefs) -> Reply:
         body = "\n\n".join(p for p in parts if p)
-        return Reply(_fit(body, sending["max_reply_chars"]), lang, kind, tuple(refs), pin, criteria)
+        promise = next((PROMISES[name] for name in used if name in PROMISES), None)
+        return Reply(_fit(body, sending["max_reply_chars"]), lang, kind, tuple(refs), pin, criteria, promise)
 
     question = _question(normalize(text))
     reference = said.reference or (prefs.reference if question else None)
@@ -160,7 +171,7 @@ def _fit(body: str, limit: int) -> str:
 
 
 def agent_profile(conn: Connection, *, agent_id: int) -> dict:
-    row = store.agent_profile(conn, agent_id=agent_id)
+    row = tenant_store.agent_profile(conn, agent_id=agent_id)
     if row is None:
         raise NotFound(f"agent {agent_id} does not exist")
     return row
@@ -173,12 +184,12 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
 
     def work(res):
         with res.db.connection() as conn:
-            conversation = message_store.get_conversation(conn, conversation_id=args.conversation)
+            conversation = conversation_store.get_conversation(conn, conversation_id=args.conversation)
             if conversation is None:
                 raise NotFound(f"conversation {args.conversation} does not exist")
-            messages = reply_store.unanswered_customer_messages(conn, conversation_id=args.conversation)
+            messages = conversation_store.unanswered_customer_messages(conn, conversation_id=args.conversation)
             return generate_ai_response(conn, conversation=conversation, messages=messages,
-                                        snapshot=directives.current(),
+                                        snapshot=load_directives(),
                                         agent=agent_profile(conn, agent_id=conversation["agent_id"]))
 
     return cli.run_command(work, resources=resources)

@@ -1,7 +1,8 @@
 """Find or create the contact and the conversation a chat belongs to.
 
 Writes: contacts (one per phone per organization; none for group chats) and
-conversations (one per channel + chatId). chatId stays an opaque string (@c.us, @g.us, @lid).
+conversations (one per channel + chat id). The chat id stays the provider's opaque string; the
+channel's provider says whether it is a group and which contact it belongs to.
 Guard: UNIQUE (organization_id, phone) and UNIQUE (channel_id, chat_id) upserts.
 
 usage: python -m execution.identify_conversation --channel 1 --chat-id 15550000001@c.us [--name "Mona"]
@@ -9,29 +10,24 @@ usage: python -m execution.identify_conversation --channel 1 --chat-id 155500000
 
 from __future__ import annotations
 
-from execution.lib import cli, message_store, store
+from execution.lib import cli, conversation_store, tenant_store
 from execution.lib.db import Connection, transaction
 from execution.lib.errors import NotFound
-
-
-def contact_key(chat_id: str) -> str:
-    """Digits for a phone chat (`15550000001@c.us`); the whole opaque id for anything else (@lid)."""
-    local, _, domain = chat_id.partition("@")
-    return local if domain == "c.us" and local.isdigit() else chat_id
+from execution.lib.providers import provider_class
 
 
 def identify_conversation(
     conn: Connection, *, channel: dict, chat_id: str, display_name: str | None = None
 ) -> dict:
-    is_group = chat_id.endswith("@g.us")
+    chat = provider_class(channel["provider"]).describe_chat(chat_id)
     with transaction(conn):
         contact_id = None
-        if not is_group:
-            contact_id = message_store.upsert_contact(
-                conn, organization_id=channel["organization_id"], phone=contact_key(chat_id), display_name=display_name
+        if not chat.is_group and chat.contact_key:
+            contact_id = conversation_store.upsert_contact(
+                conn, organization_id=channel["organization_id"], phone=chat.contact_key, display_name=display_name
             )
-        return message_store.upsert_conversation(
-            conn, channel=channel, chat_id=chat_id, contact_id=contact_id, is_group=is_group, title=display_name
+        return conversation_store.upsert_conversation(
+            conn, channel=channel, chat_id=chat_id, contact_id=contact_id, is_group=chat.is_group, title=display_name
         )
 
 
@@ -44,7 +40,7 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
 
     def work(res):
         with res.db.connection() as conn:
-            channel = store.get_channel(conn, channel_id=args.channel)
+            channel = tenant_store.get_channel(conn, channel_id=args.channel)
             if channel is None:
                 raise NotFound(f"channel {args.channel} does not exist")
             return identify_conversation(conn, channel=channel, chat_id=args.chat_id, display_name=args.name)

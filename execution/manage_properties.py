@@ -20,7 +20,7 @@ import csv
 import sys
 from pathlib import Path
 
-from execution.lib import cli, property_store, store
+from execution.lib import cli, property_store, tenant_store
 from execution.lib.db import Connection, transaction
 from execution.lib.errors import InvalidData, NotFound
 from execution.lib.listing_import import import_listings, resolve_area
@@ -40,7 +40,7 @@ def _save(conn: Connection, *, agent: dict, fields: dict, actor: str, action: st
             listings=[(listing, resolve_area(listing, aliases))],
         )
         row = property_store.get_property(conn, agent_id=agent["id"], reference=listing.reference)
-        store.insert_audit(conn, organization_id=agent["organization_id"], actor=actor, action=action,
+        tenant_store.insert_audit(conn, organization_id=agent["organization_id"], actor=actor, action=action,
                            entity="property", entity_id=row["id"], details={"reference": listing.reference})
     return row
 
@@ -68,7 +68,7 @@ def delete_property(conn: Connection, *, agent: dict, reference: str, actor: str
         row = property_store.delete_property(conn, agent_id=agent["id"], reference=reference)
         if row is None:
             raise NotFound(f"no listing {reference!r} for {agent['email']}")
-        store.insert_audit(conn, organization_id=agent["organization_id"], actor=actor, action="delete_property",
+        tenant_store.insert_audit(conn, organization_id=agent["organization_id"], actor=actor, action="delete_property",
                            entity="property", entity_id=row["id"], details={"reference": reference})
     return {"deleted": reference}
 
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
         with res.db.connection() as conn:
             agent = None
             if args.agent:
-                agent = store.agent_by_email(conn, email=args.agent)
+                agent = tenant_store.agent_by_email(conn, email=args.agent)
                 if agent is None:
                     raise NotFound(f"no agent {args.agent}")
             if args.action == "import":
@@ -166,7 +166,7 @@ def _alias(conn: Connection, *, agent: dict, area: str | None, name: str | None,
         added = property_store.add_alias(conn, organization_id=agent["organization_id"], area_id=rows[0]["id"],
                                          alias=name.strip(), language=language)
         if added:
-            store.insert_audit(conn, organization_id=agent["organization_id"], actor="cli", action="add_alias",
+            tenant_store.insert_audit(conn, organization_id=agent["organization_id"], actor="cli", action="add_alias",
                                entity="location_area", entity_id=rows[0]["id"], details={"alias": name.strip()})
     return {"area": area, "alias": name.strip(), "added": added}
 

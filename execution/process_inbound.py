@@ -6,7 +6,8 @@ message_sending_rules) for a customer message the router directive says to answe
 conversations.mode = HUMAN on a reply typed on the agent's phone (reason phone_reply);
 messages.delivery_status forward only; channels.provider_state.
 Guard: the event row is locked by its claim; UNIQUE (conversation_id, provider_message_id)
-makes a replay store nothing twice. Never calls a provider or the LLM.
+makes a replay store nothing twice. Never calls a provider or the LLM. The event is read by its
+provider's parser (providers/), under the directive snapshot the caller passes.
 
 usage: python -m execution.process_inbound --pending | --event ID
 """
@@ -17,14 +18,13 @@ import enum
 from dataclasses import dataclass
 
 from execution.identify_conversation import identify_conversation
-from execution.lib import cli, directives, message_store, reply_store, store
+from execution.lib import cli, conversation_store, event_runner, message_store, tenant_store
 from execution.lib.db import Connection
-from execution.lib.errors import RetryLater
-from execution.lib.providers import green_api
+from execution.lib.directives import Snapshot, load_directives
+from execution.lib.errors import ConfigError, RetryLater
+from execution.lib.providers import provider_class
 from execution.lib.providers.base import EventKind, InboundMessage, ParsedEvent
 from execution.set_mode_human import set_mode_human
-
-_PARSERS = {"green_api": green_api.parse_webhook, "sandbox": green_api.parse_webhook}
 
 
 class Outcome(str, enum.Enum):
@@ -50,28 +50,36 @@ class ProcessResult:
     reason: str | None = None
 
 
-def parse_event(event: dict) -> ParsedEvent:
-    parser = _PARSERS.get(event["provider"])
-    if parser is None:
-        return ParsedEvent(EventKind.IGNORED, event.get("event_type") or "unknown", reason="no parser for provider")
-    return parser(event["payload"])
+def parse_event(event: dict) -> list[ParsedEvent]:
+    try:
+        parse = provider_class(event["provider"]).parse
+    except ConfigError:
+        return [ParsedEvent(EventKind.IGNORED, event.get("event_type") or "unknown", reason="no parser for provider")]
+    return parse(event["payload"]) or [ParsedEvent(EventKind.IGNORED, event.get("event_type") or "unknown",
+                                                   reason="nothing in the event")]
 
 
-def process_event(conn: Connection, *, event: dict, final_attempt: bool = False) -> ProcessResult:
+def process_event(conn: Connection, *, event: dict, snapshot: Snapshot, final_attempt: bool = False) -> ProcessResult:
     """Do what one event says; raise RetryLater when it refers to something not stored yet."""
-    parsed = parse_event(event)
-    channel = store.get_channel(conn, channel_id=event["channel_id"]) if event.get("channel_id") else None
-    result = _Result(event["id"], parsed.event_type)
+    channel = tenant_store.get_channel(conn, channel_id=event["channel_id"]) if event.get("channel_id") else None
+    results = [_apply(conn, parsed, channel, event["id"], snapshot, final_attempt) for parsed in parse_event(event)]
+    # One stored event is usually one parsed event; where a provider packs several, report the first that did something.
+    return next((r for r in results if r.outcome is not Outcome.IGNORED), results[0])
+
+
+def _apply(conn, parsed: ParsedEvent, channel: dict | None, event_id: int, snapshot: Snapshot,
+           final_attempt: bool) -> ProcessResult:
+    result = _Result(event_id, parsed.event_type)
     if parsed.kind is EventKind.IGNORED:
         return result(Outcome.IGNORED, reason=parsed.reason)
     if channel is None:
         return result(Outcome.IGNORED, reason="channel no longer exists")
     if parsed.kind in (EventKind.MESSAGE, EventKind.CALL):
-        return _store_customer_message(conn, channel, parsed.message, event["id"], result)
+        return _store_customer_message(conn, channel, parsed.message, event_id, result, snapshot)
     if parsed.kind is EventKind.AGENT_MESSAGE:
-        return _store_agent_message(conn, channel, parsed.message, event["id"], result)
+        return _store_agent_message(conn, channel, parsed.message, event_id, result, snapshot)
     if parsed.kind is EventKind.ECHO:
-        return _reconcile_echo(conn, channel, parsed.message, event["id"], result, final_attempt)
+        return _reconcile_echo(conn, channel, parsed.message, event_id, result, final_attempt)
     if parsed.kind is EventKind.STATUS:
         s = parsed.status
         changed = message_store.update_delivery_status(
@@ -86,7 +94,7 @@ def process_event(conn: Connection, *, event: dict, final_attempt: bool = False)
             return result(Outcome.IGNORED, reason="status for a message we never stored")
         raise RetryLater("status arrived before its message was recorded")
     if parsed.kind is EventKind.STATE:
-        store.set_channel_state(conn, channel_id=channel["id"], state=parsed.details.get("state"))
+        tenant_store.set_channel_state(conn, channel_id=channel["id"], state=parsed.details.get("state"))
         return result(Outcome.STATE_UPDATED)
     return result(Outcome.NOTED)
 
@@ -119,38 +127,41 @@ def _insert(conn, conversation, msg: InboundMessage, event_id: int, *, direction
     )
 
 
-def _store_customer_message(conn, channel, msg: InboundMessage, event_id: int, result: _Result) -> ProcessResult:
+def _store_customer_message(conn, channel, msg: InboundMessage, event_id: int, result: _Result,
+                            snapshot: Snapshot) -> ProcessResult:
     conversation = identify_conversation(conn, channel=channel, chat_id=msg.chat_id, display_name=msg.sender_name)
     message_id = _insert(conn, conversation, msg, event_id, direction="inbound", author="customer")
     if message_id is None:
         return result(Outcome.DUPLICATE, conversation_id=conversation["id"])
-    message_store.touch_conversation(conn, conversation_id=conversation["id"], inbound=True)
-    snapshot = directives.current()
+    conversation_store.touch_conversation(conn, conversation_id=conversation["id"], inbound=True)
     router, sending = snapshot["incoming_message_router"], snapshot["message_sending_rules"]
-    needs_reply = (
-        (not conversation["is_group"] or router["answer_groups"])
-        and conversation["mode"] == "AI"
-        and msg.message_type in router["answer_message_types"]
-    )
+    chat = provider_class(channel["provider"]).describe_chat(msg.chat_id)
+    allowed = router["answer_groups"] if conversation["is_group"] else chat.answerable
+    needs_reply = allowed and conversation["mode"] == "AI" and msg.message_type in router["answer_message_types"]
     if needs_reply:
         # Answered once the customer pauses (burst window), in this event's transaction.
-        reply_store.schedule_reply(conn, conversation_id=conversation["id"], window_s=sending["burst_window_s"],
+        conversation_store.schedule_reply(conn, conversation_id=conversation["id"], window_s=sending["burst_window_s"],
                                    cap_s=sending["burst_cap_s"])
-    reason = "group chat: stored, never answered" if conversation["is_group"] and not needs_reply else None
+    reason = None if allowed else (
+        "group chat: stored, never answered" if conversation["is_group"] else "not a person's chat: stored, never answered")
     return result(
         Outcome.STORED, conversation_id=conversation["id"], message_id=message_id, needs_reply=needs_reply,
         reason=reason,
     )
 
 
-def _store_agent_message(conn, channel, msg: InboundMessage, event_id: int, result: _Result) -> ProcessResult:
+def _store_agent_message(conn, channel, msg: InboundMessage, event_id: int, result: _Result,
+                         snapshot: Snapshot) -> ProcessResult:
     conversation = identify_conversation(conn, channel=channel, chat_id=msg.chat_id, display_name=None)
     message_id = _insert(conn, conversation, msg, event_id, direction="outbound", author="agent",
                          delivery_status="sent")
     if message_id is None:
         return result(Outcome.DUPLICATE, conversation_id=conversation["id"])
-    message_store.touch_conversation(conn, conversation_id=conversation["id"], inbound=False)
-    set_mode_human(conn, conversation_id=conversation["id"], actor="phone", reason="phone_reply")
+    conversation_store.touch_conversation(conn, conversation_id=conversation["id"], inbound=False)
+    if not snapshot["ai_human_toggle_logic"]["phone_reply_takes_over"]:
+        return result(Outcome.STORED, conversation_id=conversation["id"], message_id=message_id,
+                      reason="typed on the agent's phone; phone_reply_takes_over is off")
+    set_mode_human(conn, snapshot=snapshot, conversation_id=conversation["id"], actor="phone", reason="phone_reply")
     return result(Outcome.AGENT_TAKEOVER, conversation_id=conversation["id"], message_id=message_id)
 
 
@@ -178,11 +189,14 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
     args = p.parse_args(argv)
 
     def work(res):
-        from execution.worker import drain, process_one
+        snapshot = load_directives()
+
+        def apply(conn, *, event, final_attempt=False):
+            return process_event(conn, event=event, snapshot=snapshot, final_attempt=final_attempt)
 
         if args.pending:
-            return drain(res.db)
-        return process_one(res.db, event_id=args.event)
+            return event_runner.drain(res.db, apply=apply)
+        return event_runner.process_one(res.db, apply=apply, event_id=args.event)
 
     return cli.run_command(work, resources=resources)
 

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-from execution.lib import cli, formatting, message_store, property_store, store
+from execution.lib import cli, conversation_store, formatting, property_store, tenant_store
 from execution.lib import criteria as vocabulary
 from execution.lib.criteria import Criteria, extract, merge
 from execution.lib.db import Connection, transaction
@@ -110,11 +110,11 @@ def get_property(conn: Connection, *, agent_id: int, reference: str) -> dict:
 def remember_preferences(conn: Connection, *, conversation_id: int, criteria: Criteria) -> Criteria:
     """Merge what a message stated into the conversation's preferences and return the result."""
     with transaction(conn):
-        stored = message_store.lock_preferences(conn, conversation_id=conversation_id)
+        stored = conversation_store.lock_preferences(conn, conversation_id=conversation_id)
         if stored is None:
             raise NotFound(f"conversation {conversation_id} does not exist")
         merged = merge(Criteria.from_json(stored), criteria)
-        message_store.set_preferences(conn, conversation_id=conversation_id, preferences=merged.to_json())
+        conversation_store.set_preferences(conn, conversation_id=conversation_id, preferences=merged.to_json())
     return merged
 
 
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
 
     def work(res):
         with res.db.connection() as conn:
-            agent = store.agent_by_email(conn, email=args.agent)
+            agent = tenant_store.agent_by_email(conn, email=args.agent)
             if agent is None:
                 raise NotFound(f"no agent {args.agent}")
             if args.reference:

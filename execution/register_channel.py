@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from execution.lib import cli, store
+from execution.lib import cli, tenant_store
 from execution.lib.db import Connection, transaction
 from execution.lib.errors import BadRequest, NotFound
 from execution.lib.security import encrypt_secret, generate_secret, hash_token
@@ -61,10 +61,10 @@ def register_channel(
         raise BadRequest("the API token is empty")
     token = webhook_token or generate_secret(32)
     with transaction(conn):
-        agent = store.agent_by_email(conn, email=agent_email)
+        agent = tenant_store.agent_by_email(conn, email=agent_email)
         if agent is None:
             raise NotFound(f"no agent with email {agent_email}")
-        channel = store.upsert_channel(
+        channel = tenant_store.upsert_channel(
             conn,
             organization_id=agent["organization_id"],
             agent_id=agent["id"],
@@ -76,7 +76,7 @@ def register_channel(
         )
         if channel is None:
             raise NotFound(f"instance {instance_id} belongs to another organization")
-        store.insert_audit(conn, organization_id=agent["organization_id"], actor="cli", action="register_channel",
+        tenant_store.insert_audit(conn, organization_id=agent["organization_id"], actor="cli", action="register_channel",
                            entity="channel", entity_id=channel["id"], details={"instance_id": instance_id})
     path = "/webhooks/green-api"
     settings = {"webhookUrl": f"{public_base_url.rstrip('/')}{path}", "webhookUrlToken": token, **WEBHOOK_SETTINGS}

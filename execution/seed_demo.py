@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from execution.lib import cli, store
+from execution.lib import cli, tenant_store
 from execution.lib.db import Connection, transaction
 from execution.lib.errors import ConfigError, InvalidData, NotFound
 from execution.lib.listing_import import import_listings
@@ -28,14 +28,15 @@ class DemoAgency:
     slug: str
     organization: str
     email: str | None          # None: DEMO_AGENT_EMAIL
-    agent_name: str
+    agent_name: str            # as customers see it in replies: no "(demo)" there
+    gender: str                # Arabic replies agree with it
     instance_id: str           # numeric like a Green API idInstance; no such real instance
     listings: str
 
 
 DEMO_AGENCIES = (
-    DemoAgency("nile-homes", "Nile Homes (demo)", None, "Sara (demo)", "1100000000", "listings_nile_homes.csv"),
-    DemoAgency("delta-realty", "Delta Realty (demo)", "omar@delta-realty.example", "Omar (demo)", "1100000001",
+    DemoAgency("nile-homes", "Nile Homes", None, "Sara", "female", "1100000000", "listings_nile_homes.csv"),
+    DemoAgency("delta-realty", "Delta Realty", "omar@delta-realty.example", "Omar", "male", "1100000001",
                "listings_delta_realty.csv"),
 )
 SANDBOX_INSTANCE_ID = DEMO_AGENCIES[0].instance_id
@@ -72,17 +73,18 @@ def seed_demo(
 
 
 def _seed_agency(conn: Connection, agency: DemoAgency, *, email: str, password: str, secret_key: str) -> DemoAgent:
-    org = store.upsert_organization(conn, slug=agency.slug, name=agency.organization)
-    agent = store.upsert_agent(
+    org = tenant_store.upsert_organization(conn, slug=agency.slug, name=agency.organization)
+    agent = tenant_store.upsert_agent(
         conn,
         organization_id=org["id"],
         email=email,
         name=agency.agent_name,
         password_hash=hash_password(password),
+        gender=agency.gender,
     )
     if agent is None:
         raise NotFound(f"{email} already belongs to another organization")
-    channel = store.upsert_channel(
+    channel = tenant_store.upsert_channel(
         conn,
         organization_id=org["id"],
         agent_id=agent["id"],
@@ -90,7 +92,7 @@ def _seed_agency(conn: Connection, agency: DemoAgency, *, email: str, password: 
         instance_id=agency.instance_id,
         webhook_token_hash=hash_token(sandbox_webhook_token(secret_key, agency.instance_id)),
     )
-    store.insert_audit(
+    tenant_store.insert_audit(
         conn,
         organization_id=org["id"],
         actor="cli",

@@ -10,15 +10,17 @@ usage: python -m execution.set_mode_ai --conversation 42 [--brief "offered 5% of
 
 from __future__ import annotations
 
-from execution.lib import cli, directives
+from execution.lib import cli
 from execution.lib.db import Connection
+from execution.lib.directives import Snapshot, load_directives
 from execution.lib.modes import ModeChange, apply_mode_change
 
 
 def set_mode_ai(
-    conn: Connection, *, conversation_id: int, actor: str, reason: str, brief: str | None = None
+    conn: Connection, *, snapshot: Snapshot, conversation_id: int, actor: str, reason: str, brief: str | None = None
 ) -> ModeChange:
-    limit = directives.current()["ai_human_toggle_logic"]["brief_max_chars"]
+    """Hand the conversation back to the assistant; the only way any part of the product does so."""
+    limit = snapshot["ai_human_toggle_logic"]["brief_max_chars"]
     return apply_mode_change(
         conn, conversation_id=conversation_id, mode="AI", actor=actor, reason=reason,
         brief=(brief or "").strip()[:limit] or None,
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
     def work(res):
         with res.db.connection() as conn:
             return set_mode_ai(
-                conn, conversation_id=args.conversation, actor="cli", reason=args.reason, brief=args.brief
+                conn, snapshot=load_directives(), conversation_id=args.conversation, actor="cli", reason=args.reason, brief=args.brief
             )
 
     return cli.run_command(work, resources=resources)

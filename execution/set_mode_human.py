@@ -11,13 +11,16 @@ usage: python -m execution.set_mode_human --conversation 42 --reason "VIP"
 
 from __future__ import annotations
 
-from execution.lib import cli, directives
+from execution.lib import cli
 from execution.lib.db import Connection
+from execution.lib.directives import Snapshot, load_directives
 from execution.lib.modes import ModeChange, apply_mode_change
 
 
-def set_mode_human(conn: Connection, *, conversation_id: int, actor: str, reason: str) -> ModeChange:
-    toggle = directives.current()["ai_human_toggle_logic"]
+def set_mode_human(conn: Connection, *, snapshot: Snapshot, conversation_id: int, actor: str,
+                   reason: str) -> ModeChange:
+    """Take the conversation from the assistant; the only way any part of the product does so."""
+    toggle = snapshot["ai_human_toggle_logic"]
     return apply_mode_change(conn, conversation_id=conversation_id, mode="HUMAN", actor=actor, reason=reason,
                              cancel_followups=toggle["takeover_cancels_followups"])
 
@@ -30,7 +33,8 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
 
     def work(res):
         with res.db.connection() as conn:
-            return set_mode_human(conn, conversation_id=args.conversation, actor="cli", reason=args.reason)
+            return set_mode_human(conn, snapshot=load_directives(), conversation_id=args.conversation, actor="cli",
+                                  reason=args.reason)
 
     return cli.run_command(work, resources=resources)
 

@@ -1,36 +1,41 @@
-"""Take one provider webhook: authenticate it, store it durably once, and acknowledge.
+"""Take one provider webhook: authenticate it, store each event in it durably once, and acknowledge.
 
-Writes: one webhook_events row (INSERT ... ON CONFLICT DO NOTHING, committed before the
+Writes: one webhook_events row per event (INSERT ... ON CONFLICT DO NOTHING, committed before the
 200), then wakes the in-process worker (other workers poll). Nothing else happens here.
-Guard: UNIQUE (provider, event_key), the key built from the provider's own ids, so a
-repeated delivery stores nothing new. The bearer token is checked in constant time against
-the channel's stored hash; an unknown instance or a wrong token writes nothing.
+Guard: UNIQUE (provider, event_key), the key built from the provider's own ids, so a repeated
+delivery stores nothing new. Each channel the body speaks for must authenticate it (Green API:
+the bearer token against the stored hash; Meta: X-Hub-Signature-256 with the app secret), in
+constant time; an unknown instance or a bad credential writes nothing.
 
-usage: python -m execution.webhook_handler --file payload.json --token TOKEN
+usage: python -m execution.webhook_handler --file payload.json [--route green-api] --token TOKEN
 """
 
 from __future__ import annotations
 
 import enum
-import json
 import logging
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from execution.lib import cli, event_store, store
+import psycopg2
+from fastapi.concurrency import run_in_threadpool
+
+from execution.lib import cli, event_store, tenant_store
 from execution.lib.db import Database
-from execution.lib.errors import BadRequest, Unauthorized
-from execution.lib.providers import green_api
-from execution.lib.security import hash_token, token_matches
+from execution.lib.errors import BadRequest, DatabaseUnavailable, Unauthorized
+from execution.lib.intake import IntakeWriter
+from execution.lib.providers import provider_class, route_providers
+from execution.lib.providers.base import MAX_BODY_BYTES, ChannelProvider, WebhookRequest, unauthorized
+from execution.lib.security import decrypt_secret, hash_token
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1_000_000
-GREEN_API_CHANNELS = ("green_api", "sandbox")  # the simulator posts Green API-shaped bodies
-_NO_CHANNEL_HASH = hash_token("no channel has this token")
+__all__ = ["MAX_BODY_BYTES", "ChannelDirectory", "WebhookReceiver", "receive", "store_events"]
+
+# An unknown instance is checked against this, so it costs what a wrong credential costs.
+_NO_CHANNEL = {"webhook_token_hash": hash_token("no channel has this token"), "webhook_secret": "no channel"}
 
 
 class Receipt(str, enum.Enum):
@@ -43,88 +48,15 @@ class WebhookReceipt:
     outcome: Receipt
     event_id: int | None
     event_type: str
+    events: int = 1
 
-
-def bearer_token(authorization: str | None) -> str | None:
-    if not authorization:
-        return None
-    scheme, _, token = authorization.strip().partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
-
-
-def parse_body(body: bytes, *, max_bytes: int = MAX_BODY_BYTES) -> dict:
-    if len(body) > max_bytes:
-        raise BadRequest(f"body is {len(body)} bytes; the limit is {max_bytes}", too_large=True)
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        raise BadRequest("body is not valid JSON") from None
-    if not isinstance(payload, dict):
-        raise BadRequest("body must be a JSON object")
-    return payload
-
-
-class ChannelDirectory:
-    """Channel rows by instance id, cached so intake costs one statement, not three.
-
-    A row is fresh for `ttl_s`; after that the stale row is still served while ONE background
-    refresh runs (no burst of lookups when it expires under load), up to `max_stale_s`.
-    A rotated webhook token or a new channel is therefore seen within about `ttl_s` seconds.
-    Misses are not cached.
-    """
-
-    def __init__(self, db: Database, *, ttl_s: float = 5.0, max_stale_s: float = 60.0) -> None:
-        self._db = db
-        self._ttl_s = ttl_s
-        self._max_stale_s = max_stale_s
-        self._rows: dict[str, tuple[float, dict]] = {}
-        self._refreshing: set[str] = set()
-        self._lock = threading.Lock()
-
-    def cached(self, instance_id: str) -> dict | None:
-        """The row if cached; never does I/O in the caller (safe on the event loop)."""
-        with self._lock:
-            hit = self._rows.get(instance_id)
-            if hit is None:
-                return None
-            age = time.monotonic() - hit[0]
-            if age < self._ttl_s:
-                return hit[1]
-            if age >= self._max_stale_s:
-                return None
-            if instance_id not in self._refreshing:
-                self._refreshing.add(instance_id)
-                threading.Thread(target=self._refresh, args=(instance_id,), daemon=True).start()
-            return hit[1]
-
-    def _refresh(self, instance_id: str) -> None:
-        try:
-            self._load(instance_id)
-        except Exception:  # the stale row keeps serving; the next request past the TTL tries again
-            log.warning("channel refresh failed for an instance; serving the cached row")
-        finally:
-            with self._lock:
-                self._refreshing.discard(instance_id)
-
-    def _load(self, instance_id: str) -> dict | None:
-        now = time.monotonic()
-        with self._db.connection() as conn:
-            row = store.channel_by_instance(conn, providers=GREEN_API_CHANNELS, instance_id=instance_id)
-        with self._lock:
-            if row is None:
-                self._rows.pop(instance_id, None)
-            else:
-                self._rows[instance_id] = (now, row)
-        return row
-
-    def find(self, instance_id: str) -> dict | None:
-        hit = self.cached(instance_id)
-        return hit if hit is not None else self._load(instance_id)
+    def as_json(self) -> dict:
+        return {"ok": True, "outcome": self.outcome.value, "event_id": self.event_id, "events": self.events}
 
 
 @dataclass(frozen=True)
 class PendingEvent:
-    """An authenticated webhook, ready to store."""
+    """An authenticated event, ready to store."""
 
     provider: str
     channel_id: int
@@ -133,35 +65,91 @@ class PendingEvent:
     payload: dict
 
 
-def parse_green_api(body: bytes) -> tuple[dict, str]:
-    """The webhook body and its instance id; raises BadRequest with the reason."""
-    payload = green_api.unwrap(parse_body(body))
-    instance = green_api.instance_id(payload)
-    if instance is None:
-        raise BadRequest("instanceData.idInstance is missing")
-    return payload, instance
+class ChannelDirectory:
+    """Channel rows by (route, instance), cached so intake costs one statement, not three.
+
+    A row is fresh for `ttl_s`; after that the stale row is still served while ONE background
+    refresh runs (no burst of lookups when it expires under load), up to `max_stale_s`.
+    A rotated webhook credential or a new channel is therefore seen within about `ttl_s` seconds.
+    Misses are not cached. A signing secret is decrypted once, when the row is loaded.
+    """
+
+    def __init__(self, db: Database, *, secret_key: str = "", ttl_s: float = 5.0, max_stale_s: float = 60.0) -> None:
+        self._db = db
+        self._secret_key = secret_key
+        self._ttl_s = ttl_s
+        self._max_stale_s = max_stale_s
+        self._rows: dict[tuple[str, str], tuple[float, dict]] = {}
+        self._refreshing: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def cached(self, route: str, instance_id: str) -> dict | None:
+        """The row if cached; never does I/O in the caller (safe on the event loop)."""
+        key = (route, instance_id)
+        with self._lock:
+            hit = self._rows.get(key)
+            if hit is None:
+                return None
+            age = time.monotonic() - hit[0]
+            if age < self._ttl_s:
+                return hit[1]
+            if age >= self._max_stale_s:
+                return None
+            if key not in self._refreshing:
+                self._refreshing.add(key)
+                threading.Thread(target=self._refresh, args=key, daemon=True).start()
+            return hit[1]
+
+    def _refresh(self, route: str, instance_id: str) -> None:
+        try:
+            self._load(route, instance_id)
+        except Exception:  # the stale row keeps serving; the next request past the TTL tries again
+            log.warning("channel refresh failed for an instance; serving the cached row")
+        finally:
+            with self._lock:
+                self._refreshing.discard((route, instance_id))
+
+    def _load(self, route: str, instance_id: str) -> dict | None:
+        now = time.monotonic()
+        names = tuple(cls.name for cls in route_providers(route))
+        with self._db.connection() as conn:
+            row = tenant_store.channel_by_instance(conn, providers=names, instance_id=instance_id)
+        if row is not None and row.get("webhook_secret_encrypted"):
+            row = {**row, "webhook_secret": decrypt_secret(self._secret_key, row["webhook_secret_encrypted"])}
+        with self._lock:
+            if row is None:
+                self._rows.pop((route, instance_id), None)
+            else:
+                self._rows[(route, instance_id)] = (now, row)
+        return row
+
+    def find(self, route: str, instance_id: str) -> dict | None:
+        hit = self.cached(route, instance_id)
+        return hit if hit is not None else self._load(route, instance_id)
 
 
-def authorize(channel: dict | None, payload: dict, authorization: str | None) -> PendingEvent:
-    """Check the bearer token against the channel's hash in constant time; Unauthorized otherwise."""
-    stored_hash = channel["webhook_token_hash"] if channel else _NO_CHANNEL_HASH
-    if not token_matches(bearer_token(authorization), stored_hash) or channel is None:
-        raise Unauthorized("unknown instance or wrong webhook token")
-    return PendingEvent(
-        provider=channel["provider"],
-        channel_id=channel["id"],
-        event_key=green_api.event_key(payload),
-        event_type=str(payload.get("typeWebhook") or "unknown")[:100],
-        payload=payload,
-    )
+def read_request(route: str, request: WebhookRequest):
+    """The route's receiving provider and the envelopes in the body; BadRequest / NotFound with the reason."""
+    receiver = route_providers(route)[0]
+    return receiver, receiver.envelopes(receiver.read_body(request.body))
 
 
-def authenticate_green_api(
-    channels: ChannelDirectory, *, body: bytes, authorization: str | None
-) -> PendingEvent:
-    """Validate the body and the bearer token; raises BadRequest or Unauthorized, writes nothing."""
-    payload, instance = parse_green_api(body)
-    return authorize(channels.find(instance), payload, authorization)
+def authorize(receiver: type[ChannelProvider], request: WebhookRequest, envelopes,
+              channels: dict[str, dict | None]) -> list[PendingEvent]:
+    """Every channel the body speaks for must exist and authenticate it; Unauthorized otherwise."""
+    for channel in channels.values():
+        if channel is None:
+            try:
+                receiver.verify(request, _NO_CHANNEL)
+            except Unauthorized:
+                pass
+            raise unauthorized()
+        provider_class(channel["provider"]).verify(request, channel)
+    return [
+        PendingEvent(channels[e.instance_key]["provider"], channels[e.instance_key]["id"], e.event_key,
+                     e.event_type, e.payload)
+        for e in envelopes
+    ]
 
 
 def store_events(db: Database, pending: list[PendingEvent]) -> list[WebhookReceipt]:
@@ -179,32 +167,86 @@ def store_events(db: Database, pending: list[PendingEvent]) -> list[WebhookRecei
     return receipts
 
 
-def receive_green_api(
-    db: Database,
-    *,
-    body: bytes,
-    authorization: str | None,
-    channels: ChannelDirectory | None = None,
-    on_stored: Callable[[int], None] | None = None,
-) -> WebhookReceipt:
-    pending = authenticate_green_api(channels or ChannelDirectory(db, ttl_s=0), body=body, authorization=authorization)
-    [receipt] = store_events(db, [pending])
-    if receipt.event_id is not None and on_stored is not None:
-        on_stored(receipt.event_id)
-    return receipt
+def combine(receipts: list[WebhookReceipt]) -> WebhookReceipt:
+    stored = [r for r in receipts if r.outcome is Receipt.STORED]
+    first = stored[0] if stored else receipts[0]
+    return WebhookReceipt(first.outcome, first.event_id, first.event_type, len(receipts))
+
+
+class WebhookReceiver:
+    """What the web process receives with: the channel directory and the group-commit writer."""
+
+    def __init__(self, db: Database, *, secret_key: str, intake: IntakeWriter | None = None,
+                 channels: ChannelDirectory | None = None) -> None:
+        self.db = db
+        self.channels = channels or ChannelDirectory(db, secret_key=secret_key)
+        self.intake = intake
+
+    async def receive_async(self, route: str, request: WebhookRequest) -> WebhookReceipt:
+        """For the event loop: only an uncached channel costs a query, and it runs off the loop."""
+        try:
+            receiver, envelopes = read_request(route, request)
+            found = {}
+            for instance in dict.fromkeys(e.instance_key for e in envelopes):
+                found[instance] = self.channels.cached(route, instance) or await run_in_threadpool(
+                    self.channels.find, route, instance)
+            pending = authorize(receiver, request, envelopes, found)
+            if self.intake is None:
+                return combine(await run_in_threadpool(store_events, self.db, pending))
+            futures = [self.intake.submit_async(p) for p in pending]
+            return combine([await f for f in futures])
+        except (psycopg2.Error, DatabaseUnavailable):
+            # Never a 200 without a durable write: the provider will deliver again.
+            raise DatabaseUnavailable("storage unavailable; retry later") from None
+
+    def receive(self, route: str, request: WebhookRequest) -> WebhookReceipt:
+        return receive(self.db, route=route, request=request, channels=self.channels)
+
+    def handshake(self, route: str, request: WebhookRequest) -> str:
+        """A provider's GET verification (Meta's hub.challenge): the challenge, if a channel's token matches."""
+        receiver = route_providers(route)[0]
+        presented = receiver.verify_token_hash(request)
+        if presented is None:
+            raise BadRequest("not a verification request this route knows")
+        token_hash, challenge = presented
+        names = tuple(cls.name for cls in route_providers(route))
+        with self.db.connection() as conn:
+            if tenant_store.channel_by_webhook_token(conn, providers=names, token_hash=token_hash) is None:
+                raise unauthorized()
+        return challenge
+
+
+def receive(db: Database, *, route: str, request: WebhookRequest, channels: ChannelDirectory | None = None,
+            secret_key: str = "") -> WebhookReceipt:
+    """Authenticate and store one webhook body (the CLI and tests; the app uses WebhookReceiver)."""
+    directory = channels or ChannelDirectory(db, secret_key=secret_key, ttl_s=0)
+    try:
+        receiver, envelopes = read_request(route, request)
+        found = {i: directory.find(route, i) for i in dict.fromkeys(e.instance_key for e in envelopes)}
+        return combine(store_events(db, authorize(receiver, request, envelopes, found)))
+    except (psycopg2.Error, DatabaseUnavailable):
+        raise DatabaseUnavailable("storage unavailable; retry later") from None
 
 
 def main(argv: list[str] | None = None, *, resources=None) -> int:
     p = cli.parser(__doc__)
-    p.add_argument("--file", type=Path, required=True, help="a Green API webhook body (JSON)")
-    p.add_argument("--token", required=True, help="the channel's webhook token")
+    p.add_argument("--file", type=Path, required=True, help="a webhook body as the provider sent it")
+    p.add_argument("--route", default="green-api", help="the webhook route: green-api or meta")
+    p.add_argument("--token", default=None, help="Green API: the channel's webhook token")
+    p.add_argument("--header", action="append", default=[], metavar="'Name: value'",
+                   help="a request header to pass, e.g. 'X-Hub-Signature-256: sha256=...'")
     args = p.parse_args(argv)
+    headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in args.header)}
+    if args.token:
+        headers["authorization"] = f"Bearer {args.token}"
 
     def work(res):
-        return receive_green_api(res.db, body=args.file.read_bytes(), authorization=f"Bearer {args.token}")
+        request = WebhookRequest("POST", headers, {}, args.file.read_bytes())
+        return receive(res.db, route=args.route, request=request, secret_key=res.settings.secret_key)
 
     return cli.run_command(work, resources=resources)
 
 
 if __name__ == "__main__":
     raise SystemExit(main())
+

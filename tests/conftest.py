@@ -25,10 +25,17 @@ import redis as redis_lib
 
 from execution.lib.config import Settings
 from execution.lib.db import Database, connect
+from execution.lib.directives import load_directives
 from execution.lib.resources import Resources
 from execution.migrate import migrate
 
 REDIS_CLAIM_KEY = "pytest:run"
+
+# The shipped directives with no burst window and no pacing: tests that are not about those
+# two do not wait for them. Tests about them set their own values with Snapshot.with_values.
+SHIPPED = load_directives()
+SNAPSHOT = SHIPPED.with_values("message_sending_rules", burst_window_s=0, burst_cap_s=0,
+                               send_interval_ms={}, default_send_interval_ms=0)
 
 
 def _dsn_with_database(dsn: str, dbname: str) -> str:
@@ -237,23 +244,34 @@ def fake_green_api():
 @pytest.fixture
 def green_channel(resources, fake_green_api):
     """An agency, an agent and a Green API channel pointing at the fake server (committed)."""
-    from execution.lib import store
+    from execution.lib import tenant_store
     from execution.lib.security import encrypt_secret, hash_token
 
     with resources.db.transaction() as c:
-        org = store.upsert_organization(c, slug="acme", name="Acme Homes")
-        agent = store.upsert_agent(c, organization_id=org["id"], email="agent@acme.example", name="Agent",
+        org = tenant_store.upsert_organization(c, slug="acme", name="Acme Homes")
+        agent = tenant_store.upsert_agent(c, organization_id=org["id"], email="agent@acme.example", name="Agent",
                                    password_hash=None, phone="15550000000")
-        channel = store.upsert_channel(
+        channel = tenant_store.upsert_channel(
             c, organization_id=org["id"], agent_id=agent["id"], provider="green_api", instance_id=INSTANCE_ID,
             api_url=fake_green_api.url,
             api_token_encrypted=encrypt_secret(resources.settings.secret_key, fake_green_api.token),
             webhook_token_hash=hash_token(WEBHOOK_TOKEN),
         )
-        return store.get_channel(c, channel_id=channel["id"])
+        return tenant_store.get_channel(c, channel_id=channel["id"])
 
 
 def load_fixture(name: str) -> dict:
     import json
 
     return json.loads((FIXTURES / name).read_text())
+
+
+def post_green_api(db, payload: dict | bytes, *, token: str = WEBHOOK_TOKEN):
+    """Store a Green API webhook through the one receive path, as the route does."""
+    import json
+
+    from execution.lib.providers.base import WebhookRequest
+    from execution.webhook_handler import receive
+
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return receive(db, route="green-api", request=WebhookRequest("POST", {"authorization": f"Bearer {token}"}, {}, body))

@@ -113,8 +113,10 @@ def test_five_messages_in_one_second_get_one_reply(app, resources, fake_green_ap
 def test_a_failing_answer_is_reported_and_its_text_stays_out_of_the_logs(resources, green_channel, monkeypatch,
                                                                          caplog):
     from execution import answer_conversation as answering
+    from execution import answer_due
     from execution.identify_conversation import identify_conversation
-    from execution.lib import directives, message_store, reply_store
+    from execution.lib import conversation_store, message_store
+    from tests.conftest import SNAPSHOT
     from execution.lib.providers import ProviderRegistry
 
     with resources.db.transaction() as c:
@@ -122,14 +124,14 @@ def test_a_failing_answer_is_reported_and_its_text_stays_out_of_the_logs(resourc
         message_store.insert_message(c, organization_id=green_channel["organization_id"], conversation_id=convo["id"],
                                      direction="inbound", author="customer", message_type="text",
                                      body="my secret budget", provider_message_id="FAIL1")
-        reply_store.schedule_reply(c, conversation_id=convo["id"], window_s=0, cap_s=0)
+        conversation_store.schedule_reply(c, conversation_id=convo["id"], window_s=0, cap_s=0)
 
     def broken(*args, **kwargs):
         raise ValueError("my secret budget")
 
     monkeypatch.setattr(answering, "generate_ai_response", broken)
-    reports = answering.answer_due(resources.db, resources.redis, ProviderRegistry(secret_key="unused"),
-                                   snapshot=directives.current())
+    reports = answer_due.answer_due(resources.db, resources.redis, ProviderRegistry(secret_key="unused"),
+                                    snapshot=SNAPSHOT)
     assert [(r.conversation_id, r.answer, r.kind) for r in reports] == [(convo["id"], answering.Answer.FAILED,
                                                                          "ValueError")]
     assert "ValueError" in caplog.text and "my secret budget" not in caplog.text

@@ -70,9 +70,9 @@ def test_health_shows_a_refused_directive_edit_while_the_old_version_serves(reso
     store = DirectiveStore(root, reload_interval_s=0)
     with TestClient(create_app(resources, directives=store)) as client:
         body = client.get("/health").json()
-        assert body["directives"]["ok"] is True and body["directives"]["versions"]["message_sending_rules"] == 1
+        assert body["directives"]["ok"] is True and body["directives"]["versions"]["message_sending_rules"] == 2
         path = root / "core" / "message_sending_rules.md"
-        path.write_text(path.read_text().replace("version: 1", "version: 2").replace("burst_cap_s: 6", "burst_cap_s: x"))
+        path.write_text(path.read_text().replace("version: 2", "version: 3").replace("burst_cap_s: 6", "burst_cap_s: x"))
         r = client.get("/health")
         assert r.status_code == 200   # still serving, with the previous version
         assert r.json()["directives"]["ok"] is False
@@ -82,5 +82,5 @@ def test_health_shows_a_refused_directive_edit_while_the_old_version_serves(reso
         path.write_text(path.read_text().replace("burst_cap_s: x", "burst_cap_s: 4"))
         body = client.get("/health").json()
         assert body["directives"] == {"ok": True, "versions": {**body["directives"]["versions"],
-                                                                 "message_sending_rules": 2}, "errors": []}
+                                                                 "message_sending_rules": 3}, "errors": []}
         assert store.current()["message_sending_rules"]["burst_cap_s"] == 4

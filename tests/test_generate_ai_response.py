@@ -8,10 +8,10 @@ import pytest
 
 from execution import cancel_followups as cancel_cmd
 from execution import check_conversation_mode as mode_cmd
-from execution.answer_conversation import auto_resume
+from execution.resume_conversations import resume_conversations as auto_resume
 from execution.generate_ai_response import Reply, generate_ai_response
 from execution.identify_conversation import identify_conversation
-from execution.lib import message_store, store
+from execution.lib import message_store, tenant_store
 from execution.lib.directives import DIRECTIVES_ROOT, DirectiveStore, load_directives
 from execution.lib.listing_import import import_listings
 from execution.set_mode_human import set_mode_human
@@ -21,14 +21,14 @@ DEMO = Path(__file__).resolve().parents[1] / "execution" / "demo_data" / "listin
 
 @pytest.fixture
 def chat(conn):
-    org = store.upsert_organization(conn, slug="nile", name="Nile Homes")
-    agent = store.upsert_agent(conn, organization_id=org["id"], email="sara@nile-homes.example", name="Sara",
+    org = tenant_store.upsert_organization(conn, slug="nile", name="Nile Homes")
+    agent = tenant_store.upsert_agent(conn, organization_id=org["id"], email="sara@nile-homes.example", name="Sara",
                                password_hash=None)
-    channel = store.upsert_channel(conn, organization_id=org["id"], agent_id=agent["id"], provider="sandbox",
+    channel = tenant_store.upsert_channel(conn, organization_id=org["id"], agent_id=agent["id"], provider="sandbox",
                                    instance_id="1100000055")
     assert not import_listings(conn, path=DEMO).errors
     convo = identify_conversation(conn, channel=channel, chat_id="15550000001@c.us")
-    profile = store.agent_profile(conn, agent_id=agent["id"])
+    profile = tenant_store.agent_profile(conn, agent_id=agent["id"])
     counter = iter(range(1, 1000))
 
     def say(text, snapshot=None) -> Reply:
@@ -114,9 +114,9 @@ def test_editing_a_persona_template_changes_the_next_reply(chat, tmp_path):
 
 def test_mode_commands_cancel_followups_and_auto_resume(resources):
     with resources.db.transaction() as c:
-        org = store.upsert_organization(c, slug="nile", name="Nile Homes")
-        agent = store.upsert_agent(c, organization_id=org["id"], email="s@n.example", name="S", password_hash=None)
-        channel = store.upsert_channel(c, organization_id=org["id"], agent_id=agent["id"], provider="sandbox",
+        org = tenant_store.upsert_organization(c, slug="nile", name="Nile Homes")
+        agent = tenant_store.upsert_agent(c, organization_id=org["id"], email="s@n.example", name="S", password_hash=None)
+        channel = tenant_store.upsert_channel(c, organization_id=org["id"], agent_id=agent["id"], provider="sandbox",
                                        instance_id="1100000056")
         convo = identify_conversation(c, channel=channel, chat_id="15550000002@c.us")
         with c.cursor() as cur:
@@ -124,7 +124,7 @@ def test_mode_commands_cancel_followups_and_auto_resume(resources):
                 cur.execute("INSERT INTO followups (organization_id, conversation_id, kind, due_at, idempotency_key) "
                             "VALUES (%s, %s, 'nudge', now() + interval '1 day', %s)", (org["id"], convo["id"], key))
     with resources.db.connection() as c:
-        change = set_mode_human(c, conversation_id=convo["id"], actor="inbox", reason="vip")
+        change = set_mode_human(c, snapshot=load_directives(), conversation_id=convo["id"], actor="inbox", reason="vip")
     assert change.followups_cancelled == 2
     assert cancel_cmd.main(["--conversation", str(convo["id"])], resources=resources) == 0
     assert mode_cmd.main(["--conversation", str(convo["id"])], resources=resources) == 0

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from execution import manage_properties as cmd
-from execution.lib import property_store, store
+from execution.lib import property_store, tenant_store
 from execution.lib.errors import InvalidData, NotFound
 from execution.lib.listing_import import import_listings
 from execution.manage_properties import add_property, delete_property, export_properties, update_property
@@ -22,11 +22,11 @@ GOOD = ('NH-9001,,Palm Hills,Palm,apartment,sale,Cairo,New Cairo,التجمع ا
 
 @pytest.fixture
 def agents(conn):
-    org = store.upsert_organization(conn, slug="nile", name="Nile")
-    other = store.upsert_organization(conn, slug="delta", name="Delta")
-    a = store.upsert_agent(conn, organization_id=org["id"], email="sara@nile-homes.example", name="Sara",
+    org = tenant_store.upsert_organization(conn, slug="nile", name="Nile")
+    other = tenant_store.upsert_organization(conn, slug="delta", name="Delta")
+    a = tenant_store.upsert_agent(conn, organization_id=org["id"], email="sara@nile-homes.example", name="Sara",
                            password_hash=None)
-    b = store.upsert_agent(conn, organization_id=other["id"], email="omar@delta-realty.example", name="Omar",
+    b = tenant_store.upsert_agent(conn, organization_id=other["id"], email="omar@delta-realty.example", name="Omar",
                            password_hash=None)
     return {**a, "organization_id": org["id"]}, {**b, "organization_id": other["id"]}
 
@@ -203,8 +203,8 @@ def test_an_agency_alias_makes_its_own_district_searchable_by_area(conn, agents)
 
 def test_cli_import_reports_and_exits_65_on_errors(resources, tmp_path, capsys):
     with resources.db.transaction() as c:
-        org = store.upsert_organization(c, slug="nile", name="Nile")
-        store.upsert_agent(c, organization_id=org["id"], email="sara@nile-homes.example", name="S", password_hash=None)
+        org = tenant_store.upsert_organization(c, slug="nile", name="Nile")
+        tenant_store.upsert_agent(c, organization_id=org["id"], email="sara@nile-homes.example", name="S", password_hash=None)
     bad = _write(tmp_path, HEADER + "\n" + GOOD.replace("7250000", "lots") + "\n")
     assert cmd.main(["import", str(bad), "--agent", "sara@nile-homes.example"], resources=resources) == 65
     report = json.loads(capsys.readouterr().out)

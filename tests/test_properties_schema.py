@@ -1,14 +1,14 @@
 import psycopg2
 import pytest
 
-from execution.lib import store
+from execution.lib import tenant_store
 
 
 @pytest.fixture
 def agents(conn):
-    org = store.upsert_organization(conn, slug="nile", name="Nile")
-    a = store.upsert_agent(conn, organization_id=org["id"], email="a@nile.example", name="A", password_hash=None)
-    b = store.upsert_agent(conn, organization_id=org["id"], email="b@nile.example", name="B", password_hash=None)
+    org = tenant_store.upsert_organization(conn, slug="nile", name="Nile")
+    a = tenant_store.upsert_agent(conn, organization_id=org["id"], email="a@nile.example", name="A", password_hash=None)
+    b = tenant_store.upsert_agent(conn, organization_id=org["id"], email="b@nile.example", name="B", password_hash=None)
     return org["id"], a["id"], b["id"]
 
 

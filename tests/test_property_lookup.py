@@ -5,7 +5,7 @@ import pytest
 
 from execution import property_lookup as cmd
 from execution.identify_conversation import identify_conversation
-from execution.lib import property_store, store
+from execution.lib import property_store, tenant_store
 from execution.lib.criteria import Criteria, extract
 from execution.lib.errors import NotFound
 from execution.lib.listing_import import import_listings
@@ -17,11 +17,11 @@ DEMO = Path(__file__).resolve().parents[1] / "execution" / "demo_data"
 @pytest.fixture
 def agents(conn):
     """Sara and Omar, each with their demo listings; Omar also holds copies of two of Sara's references."""
-    sara_org = store.upsert_organization(conn, slug="nile", name="Nile")
-    omar_org = store.upsert_organization(conn, slug="delta", name="Delta")
-    sara = store.upsert_agent(conn, organization_id=sara_org["id"], email="sara@nile-homes.example", name="S",
+    sara_org = tenant_store.upsert_organization(conn, slug="nile", name="Nile")
+    omar_org = tenant_store.upsert_organization(conn, slug="delta", name="Delta")
+    sara = tenant_store.upsert_agent(conn, organization_id=sara_org["id"], email="sara@nile-homes.example", name="S",
                               password_hash=None)
-    omar = store.upsert_agent(conn, organization_id=omar_org["id"], email="omar@delta-realty.example", name="O",
+    omar = tenant_store.upsert_agent(conn, organization_id=omar_org["id"], email="omar@delta-realty.example", name="O",
                               password_hash=None)
     assert not import_listings(conn, path=DEMO / "listings_nile_homes.csv").errors
     assert not import_listings(conn, path=DEMO / "listings_delta_realty.csv").errors
@@ -121,7 +121,7 @@ def test_search_terms_keep_content_words_only():
 
 def test_preferences_accumulate_on_the_conversation(conn, agents):
     sara, _ = agents
-    channel = store.upsert_channel(conn, organization_id=sara["organization_id"], agent_id=sara["id"],
+    channel = tenant_store.upsert_channel(conn, organization_id=sara["organization_id"], agent_id=sara["id"],
                                    provider="sandbox", instance_id="1100000077")
     convo = identify_conversation(conn, channel=channel, chat_id="15550000001@c.us")
     aliases = _aliases(conn, sara)
@@ -139,8 +139,8 @@ def test_preferences_accumulate_on_the_conversation(conn, agents):
 
 def test_cli_prints_criteria_hits_and_the_reply(resources, capsys):
     with resources.db.transaction() as c:
-        org = store.upsert_organization(c, slug="nile", name="Nile")
-        store.upsert_agent(c, organization_id=org["id"], email="sara@nile-homes.example", name="S", password_hash=None)
+        org = tenant_store.upsert_organization(c, slug="nile", name="Nile")
+        tenant_store.upsert_agent(c, organization_id=org["id"], email="sara@nile-homes.example", name="S", password_hash=None)
         import_listings(c, path=DEMO / "listings_nile_homes.csv")
     argv = ["--agent", "sara@nile-homes.example", "--text", "عايز شقة للإيجار في المعادي"]
     assert cmd.main(argv, resources=resources) == 0

@@ -13,9 +13,10 @@ import pytest
 
 from execution import answer_conversation as answering
 from execution.identify_conversation import identify_conversation
-from execution.lib import directives, message_store, reply_store, store
+from execution.lib import conversation_store, message_store, tenant_store
 from execution.lib.providers import ProviderRegistry
 from execution.set_mode_human import set_mode_human
+from tests.conftest import SNAPSHOT
 
 TRIALS = 500
 
@@ -23,12 +24,12 @@ TRIALS = 500
 @pytest.fixture
 def channel(resources):
     with resources.db.transaction() as c:
-        org = store.upsert_organization(c, slug="race", name="Race Homes")
-        agent = store.upsert_agent(c, organization_id=org["id"], email="race@race.example", name="Race",
+        org = tenant_store.upsert_organization(c, slug="race", name="Race Homes")
+        agent = tenant_store.upsert_agent(c, organization_id=org["id"], email="race@race.example", name="Race",
                                    password_hash=None)
-        row = store.upsert_channel(c, organization_id=org["id"], agent_id=agent["id"], provider="sandbox",
+        row = tenant_store.upsert_channel(c, organization_id=org["id"], agent_id=agent["id"], provider="sandbox",
                                    instance_id="1100000099")
-        return store.get_channel(c, channel_id=row["id"])
+        return tenant_store.get_channel(c, channel_id=row["id"])
 
 
 def _new_conversation(db, channel, n):
@@ -37,20 +38,20 @@ def _new_conversation(db, channel, n):
         message_store.insert_message(c, organization_id=channel["organization_id"], conversation_id=convo["id"],
                                      direction="inbound", author="customer", message_type="text",
                                      body="I want a flat in Maadi", provider_message_id=f"RACE{n}")
-        reply_store.schedule_reply(c, conversation_id=convo["id"], window_s=0, cap_s=0)
+        conversation_store.schedule_reply(c, conversation_id=convo["id"], window_s=0, cap_s=0)
         return convo["id"]
 
 
 def _answer(resources, providers, snapshot, cid, start, results):
     time.sleep(start)
     results["answer"] = answering.answer_conversation(
-        resources.db, resources.redis, providers, conversation_id=cid, snapshot=snapshot, pace_ms=0).answer
+        resources.db, resources.redis, providers, conversation_id=cid, snapshot=snapshot).answer
 
 
 def _take_over(resources, cid, delay):
     time.sleep(delay)                   # ... when the agent taps "take over"
     with resources.db.connection() as c:
-        set_mode_human(c, conversation_id=cid, actor="inbox", reason="race")
+        set_mode_human(c, snapshot=SNAPSHOT, conversation_id=cid, actor="inbox", reason="race")
 
 
 def test_no_ai_message_is_sent_after_a_takeover_commits(resources, channel, monkeypatch):
@@ -63,7 +64,7 @@ def test_no_ai_message_is_sent_after_a_takeover_commits(resources, channel, monk
 
     monkeypatch.setattr(answering, "generate_ai_response", slowed)
     providers = ProviderRegistry(secret_key=resources.settings.secret_key)
-    snapshot = directives.current()
+    snapshot = SNAPSHOT
     outcomes = {}
     conversations = []
     for n in range(TRIALS):

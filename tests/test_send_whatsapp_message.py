@@ -12,6 +12,7 @@ from execution.lib.providers import ProviderRegistry
 from execution.lib.providers.green_api import GreenApiProvider
 from execution.send_whatsapp_message import OutboundContent, SendOutcome, send_whatsapp_message
 from execution.set_mode_human import set_mode_human
+from tests.conftest import SNAPSHOT
 
 
 @pytest.fixture
@@ -28,9 +29,10 @@ def registry(green_channel, fake_green_api):
 
 
 def send(resources, registry, conversation, key, text="Hello", author="agent", **kw):
-    return send_whatsapp_message(resources.db, resources.redis, registry, conversation_id=conversation["id"],
-                                 idempotency_key=key, author=author, content=OutboundContent(text=text),
-                                 pace_ms=kw.pop("pace_ms", 0), **kw)
+    pace = SNAPSHOT.with_values("message_sending_rules", send_interval_ms={"green_api": kw.pop("pace_ms", 0)})
+    return send_whatsapp_message(resources.db, resources.redis, registry, snapshot=pace,
+                                 conversation_id=conversation["id"], idempotency_key=key, author=author,
+                                 content=OutboundContent(text=text), **kw)
 
 
 def _outbox(db):
@@ -107,10 +109,10 @@ def test_timeout_is_unknown_and_not_resent(resources, registry, conversation, fa
 
 
 def test_file_and_location(resources, registry, conversation, fake_green_api):
-    send_whatsapp_message(resources.db, None, registry, conversation_id=conversation["id"], idempotency_key="f1",
+    send_whatsapp_message(resources.db, None, registry, snapshot=SNAPSHOT, conversation_id=conversation["id"], idempotency_key="f1",
                           author="agent", content=OutboundContent(kind="file", url="https://example.com/a.jpg",
                                                                   file_name="a.jpg", text="Living room"))
-    send_whatsapp_message(resources.db, None, registry, conversation_id=conversation["id"], idempotency_key="l1",
+    send_whatsapp_message(resources.db, None, registry, snapshot=SNAPSHOT, conversation_id=conversation["id"], idempotency_key="l1",
                           author="agent", content=OutboundContent(kind="location", latitude=30.0, longitude=31.2,
                                                                   name="Amber Court"))
     assert fake_green_api.calls("sendFileByUrl")[0]["body"] == {
@@ -124,7 +126,7 @@ def test_a_listing_pin_goes_out_as_send_location(resources, registry, conversati
     listing = {"reference": "NH-0001", "project_name": "Amber Court", "district": "Maadi", "city": "Cairo",
                "latitude": 29.95515, "longitude": 31.26244}
     pin = location_pin(listing, lang="en")
-    report = send_whatsapp_message(resources.db, None, registry, conversation_id=conversation["id"],
+    report = send_whatsapp_message(resources.db, None, registry, snapshot=SNAPSHOT, conversation_id=conversation["id"],
                                    idempotency_key="pin:NH-0001", author="ai", content=OutboundContent(**pin),
                                    expected_mode_version=conversation["mode_version"])
     assert report.outcome is SendOutcome.SENT
@@ -136,7 +138,7 @@ def test_a_listing_pin_goes_out_as_send_location(resources, registry, conversati
 def test_the_fence_suppresses_an_ai_draft_after_takeover(resources, registry, conversation, fake_green_api):
     read_version = conversation["mode_version"]
     with resources.db.connection() as c:
-        set_mode_human(c, conversation_id=conversation["id"], actor="inbox", reason="test")
+        set_mode_human(c, snapshot=SNAPSHOT, conversation_id=conversation["id"], actor="inbox", reason="test")
     report = send(resources, registry, conversation, "reply:5", author="ai", expected_mode_version=read_version)
     assert report.outcome is SendOutcome.SUPPRESSED
     assert fake_green_api.calls() == []
@@ -174,20 +176,20 @@ def test_token_never_reaches_the_logs(resources, registry, conversation, fake_gr
 def test_echo_of_our_send_is_reconciled(resources, registry, conversation, fake_green_api, green_channel):
     from execution.worker import run_once
     from tests.conftest import load_fixture
-    from execution.webhook_handler import receive_green_api
+    from tests.conftest import post_green_api
     from tests.conftest import WEBHOOK_TOKEN
 
     report = send(resources, registry, conversation, "reply:echo")
     echo = load_fixture("greenapi_outgoing_api.json")
     echo["idMessage"] = report.provider_message_id
-    receive_green_api(resources.db, body=json.dumps(echo).encode(), authorization=f"Bearer {WEBHOOK_TOKEN}")
+    post_green_api(resources.db, echo)
     status = load_fixture("greenapi_status_read.json")
     status["idMessage"] = report.provider_message_id
-    receive_green_api(resources.db, body=json.dumps(status).encode(), authorization=f"Bearer {WEBHOOK_TOKEN}")
+    post_green_api(resources.db, status)
     delivered = load_fixture("greenapi_status_delivered.json")
     delivered["idMessage"] = report.provider_message_id
-    receive_green_api(resources.db, body=json.dumps(delivered).encode(), authorization=f"Bearer {WEBHOOK_TOKEN}")
-    outcomes = [r.outcome.value for r in run_once(resources.db).results]
+    post_green_api(resources.db, delivered)
+    outcomes = [r.outcome.value for r in run_once(resources.db, snapshot=SNAPSHOT).results]
     assert outcomes == ["reconciled", "status_updated", "status_unchanged"]
     assert _outbox(resources.db)[0]["delivery_status"] == "read"  # never back to delivered
     with resources.db.connection() as c, c.cursor() as cur:

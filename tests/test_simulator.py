@@ -38,7 +38,7 @@ def test_a_customer_chats_in_three_languages_and_a_discount_hands_over(resources
         page = client.get("/simulator")
         assert page.status_code == 200 and 'id="form"' in page.text
         agents = client.get("/simulator/api/agents").json()
-        assert [a["agent_name"] for a in agents] == ["Sara (demo)", "Omar (demo)"]
+        assert [a["agent_name"] for a in agents] == ["Sara", "Omar"]
         sara = agents[0]
         auth = {"Authorization": f"Bearer {sara['token']}"}
         for n, (text, expect) in enumerate([

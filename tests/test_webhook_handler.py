@@ -9,7 +9,7 @@ from execution.lib.intake import IntakeWriter
 from execution.webhook_handler import ChannelDirectory, store_events
 from execution.worker import drain
 from main import create_app
-from tests.conftest import FIXTURES, INSTANCE_ID, WEBHOOK_TOKEN, load_fixture
+from tests.conftest import FIXTURES, INSTANCE_ID, SNAPSHOT, WEBHOOK_TOKEN, load_fixture
 
 AUTH = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
 
@@ -34,7 +34,7 @@ def test_every_fixture_is_stored_and_processed(client, resources):
         assert r.status_code == 200, (name, r.text)
     # receive_notification wraps the same message as incoming_text: one event for both.
     assert _count(resources.db, "webhook_events") == len(names) - 1
-    drain(resources.db, max_attempts=1)
+    drain(resources.db, snapshot=SNAPSHOT, max_attempts=1)
     with resources.db.connection() as conn, conn.cursor() as cur:
         cur.execute("SELECT status, count(*) AS n FROM webhook_events GROUP BY status")
         by_status = {r["status"]: r["n"] for r in cur.fetchall()}
@@ -52,7 +52,7 @@ def test_every_fixture_is_stored_and_processed(client, resources):
 def test_phone_reply_takes_the_conversation_over(client, resources):
     client.post("/webhooks/green-api", json=load_fixture("greenapi_incoming_text.json"), headers=AUTH)
     client.post("/webhooks/green-api", json=load_fixture("greenapi_outgoing_from_phone.json"), headers=AUTH)
-    report = drain(resources.db)
+    report = drain(resources.db, snapshot=SNAPSHOT)
     assert report.done == 2
     with resources.db.connection() as conn, conn.cursor() as cur:
         cur.execute("SELECT mode, mode_version, mode_reason, unread_count FROM conversations")
@@ -78,8 +78,8 @@ def test_twenty_deliveries_make_one_event_and_one_message(client, resources):
     for t in threads:
         t.join()
     assert codes == [200] * 20
-    drain(resources.db)
-    drain(resources.db)
+    drain(resources.db, snapshot=SNAPSHOT)
+    drain(resources.db, snapshot=SNAPSHOT)
     assert _count(resources.db, "webhook_events") == 1
     assert _count(resources.db, "messages", "author = 'customer'") == 1
 
@@ -122,7 +122,7 @@ def test_unknown_kinds_are_stored_and_ignored_with_reason(client, resources):
     payload = load_fixture("greenapi_incoming_text.json")
     payload["messageData"] = {"typeMessage": "brandNewMessage"}
     assert client.post("/webhooks/green-api", json=payload, headers=AUTH).status_code == 200
-    drain(resources.db)
+    drain(resources.db, snapshot=SNAPSHOT)
     with resources.db.connection() as conn, conn.cursor() as cur:
         cur.execute("SELECT status, last_error FROM webhook_events")
         row = cur.fetchone()
@@ -135,12 +135,12 @@ def test_database_down_is_503_never_200(resources, green_channel, make_database)
     with TestClient(app) as c:
         body = load_fixture("greenapi_incoming_text.json")
         assert c.post("/webhooks/green-api", json=body, headers=AUTH).status_code == 200  # channel now cached
-        app.state.intake.stop()
-        app.state.intake = IntakeWriter(dead, store_events).start()
+        app.state.receiver.intake.stop()
+        app.state.receiver.intake = IntakeWriter(dead, store_events).start()
         body["idMessage"] = "WHILE-DOWN"
         r = c.post("/webhooks/green-api", json=body, headers=AUTH)  # cached channel, storage down
         assert r.status_code == 503 and "retry" in r.json()["error"]
-        app.state.channels = ChannelDirectory(dead)
+        app.state.receiver.channels = ChannelDirectory(dead)
         r = c.post("/webhooks/green-api", json=body, headers=AUTH)  # channel lookup itself fails
         assert r.status_code == 503
     assert _count(resources.db, "webhook_events", "event_key LIKE %s", ("%WHILE-DOWN",)) == 0
@@ -152,13 +152,13 @@ def test_group_messages_are_stored_but_not_for_answering(client, resources):
     payload = load_fixture("greenapi_incoming_text.json")
     payload["senderData"]["chatId"] = "120363043968066561@g.us"
     client.post("/webhooks/green-api", json=payload, headers=AUTH)
-    report = run_once(resources.db)
+    report = run_once(resources.db, snapshot=SNAPSHOT)
     [result] = report.results
     assert result.outcome.value == "stored" and result.needs_reply is False and "group" in result.reason
     single = load_fixture("greenapi_incoming_text.json")
     single["idMessage"] = "OTHER1"
     client.post("/webhooks/green-api", json=single, headers=AUTH)
-    [result] = run_once(resources.db).results
+    [result] = run_once(resources.db, snapshot=SNAPSHOT).results
     assert result.needs_reply is True
 
 
@@ -179,11 +179,11 @@ def test_an_echo_is_never_taken_for_the_agent(client, resources):
     echo = load_fixture("greenapi_outgoing_api.json")
     echo["idMessage"] = "ECHO-NOT-OURS"
     client.post("/webhooks/green-api", json=echo, headers=AUTH)
-    first = run_once(resources.db, max_attempts=2)
+    first = run_once(resources.db, snapshot=SNAPSHOT, max_attempts=2)
     assert first.retried == 1  # may be our own send whose id is not recorded yet: wait
     with resources.db.connection() as conn, conn.cursor() as cur:
         cur.execute("UPDATE webhook_events SET available_at = now()")
-    second = run_once(resources.db, max_attempts=2)
+    second = run_once(resources.db, snapshot=SNAPSHOT, max_attempts=2)
     assert second.done == 1
     with resources.db.connection() as conn, conn.cursor() as cur:
         cur.execute("SELECT author FROM messages WHERE provider_message_id = 'ECHO-NOT-OURS'")

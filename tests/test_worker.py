@@ -10,10 +10,9 @@ from fastapi.testclient import TestClient
 
 from execution import process_inbound
 from execution import worker as worker_mod
-from execution.webhook_handler import receive_green_api
 from execution.worker import run_once
 from main import create_app
-from tests.conftest import WEBHOOK_TOKEN, load_fixture
+from tests.conftest import SNAPSHOT, WEBHOOK_TOKEN, load_fixture, post_green_api
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _post(db, fixture="greenapi_incoming_text.json", **changes):
     payload = load_fixture(fixture)
     payload.update(changes)
-    return receive_green_api(db, body=json.dumps(payload).encode(), authorization=f"Bearer {WEBHOOK_TOKEN}")
+    return post_green_api(db, payload)
 
 
 def _one(db, sql, params=()):
@@ -32,19 +31,19 @@ def _one(db, sql, params=()):
 
 
 def test_failing_event_backs_off_then_fails_with_its_error(resources, green_channel, monkeypatch):
-    def boom(conn, *, event, final_attempt=False):
+    def boom(conn, *, event, snapshot, final_attempt=False):
         raise RuntimeError("parser exploded")
 
     monkeypatch.setattr(worker_mod, "process_event", boom)
     receipt = _post(resources.db)
-    first = run_once(resources.db, max_attempts=2)
+    first = run_once(resources.db, snapshot=SNAPSHOT, max_attempts=2)
     assert first.retried == 1
     row = _one(resources.db, "SELECT status, attempts, last_error, available_at > now() AS later FROM webhook_events")
     assert row == {"status": "pending", "attempts": 1, "last_error": "RuntimeError: parser exploded", "later": True}
-    assert run_once(resources.db, max_attempts=2).claimed == 0  # not due yet
+    assert run_once(resources.db, snapshot=SNAPSHOT, max_attempts=2).claimed == 0  # not due yet
     with resources.db.connection() as conn, conn.cursor() as cur:
         cur.execute("UPDATE webhook_events SET available_at = now()")
-    assert run_once(resources.db, max_attempts=2).failed == 1
+    assert run_once(resources.db, snapshot=SNAPSHOT, max_attempts=2).failed == 1
     row = _one(resources.db, "SELECT status, attempts, last_error FROM webhook_events WHERE id = %s",
                (receipt.event_id,))
     assert row == {"status": "failed", "attempts": 2, "last_error": "RuntimeError: parser exploded"}
@@ -77,8 +76,8 @@ def test_worker_killed_between_claim_and_done_is_processed_exactly_once(resource
         with blocker.cursor() as cur:
             cur.execute("ROLLBACK")
         resources.db._pool.putconn(blocker)
-    assert run_once(resources.db).claimed == 0  # the dead worker's lease still holds
-    wait_for(lambda: run_once(resources.db).done == 1, timeout=15, step=0.2)
+    assert run_once(resources.db, snapshot=SNAPSHOT).claimed == 0  # the dead worker's lease still holds
+    wait_for(lambda: run_once(resources.db, snapshot=SNAPSHOT).done == 1, timeout=15, step=0.2)
     assert _one(resources.db, "SELECT count(*) AS n FROM messages WHERE author = 'customer'")["n"] == 1
     row = _one(resources.db, "SELECT status, attempts FROM webhook_events WHERE id = %s", (receipt.event_id,))
     assert row == {"status": "done", "attempts": 2}

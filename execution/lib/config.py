@@ -40,6 +40,7 @@ class Settings:
     anthropic_timeout_s: float = 30.0
     anthropic_max_retries: int = 2
     run_worker: bool = True
+    reply_workers: int = 8
     demo_agent_email: str = "sara@nile-homes.example"
     demo_agent_password: str | None = field(default=None, repr=False)
 
@@ -141,6 +142,7 @@ def load_settings(
         anthropic_timeout_s=_as_float(values, "ANTHROPIC_TIMEOUT_S", 30.0),
         anthropic_max_retries=_as_int(values, "ANTHROPIC_MAX_RETRIES", 2),
         run_worker=_as_bool(values, "RUN_WORKER", True),
+        reply_workers=_as_int(values, "REPLY_WORKERS", 8),
         demo_agent_email=values.get("DEMO_AGENT_EMAIL", "").strip() or "sara@nile-homes.example",
         demo_agent_password=_optional(values, "DEMO_AGENT_PASSWORD"),
     )
@@ -151,6 +153,8 @@ def load_settings(
 def _validate(settings: Settings) -> None:
     if not 1 <= settings.db_pool_min <= settings.db_pool_max:
         raise ConfigError("DB_POOL_MIN must be at least 1 and at most DB_POOL_MAX")
+    if not 1 <= settings.reply_workers <= 256:
+        raise ConfigError("REPLY_WORKERS must be between 1 and 256")
     if settings.app_env == "development":
         return
     problems = []

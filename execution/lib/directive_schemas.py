@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import string
 
-from execution.lib.directives import (
+from execution.lib.directive_checks import (
     Check, boolean, directive, integer, keyed, list_of, mapping, number, one_of, per_language, regex, text,
 )
 
@@ -76,6 +76,8 @@ SCHEMAS: dict[str, Check] = {
         max_listings_per_reply=integer(1, 10),
         arabic_digits=boolean,
         send_location_pin=boolean,
+        send_interval_ms=keyed(integer(0, 60_000)),
+        default_send_interval_ms=integer(0, 60_000),
     ),
     "property_retrieval": directive(
         max_results=integer(1, 10),
@@ -87,7 +89,8 @@ SCHEMAS: dict[str, Check] = {
     ),
     "persona_enforcement": directive(
         default_language=one_of("en", "ar", "arabizi"),
-        templates=mapping({name: per_language(template(*allowed)) for name, allowed in TEMPLATES.items()}),
+        templates=mapping({name: per_language(template(*allowed), gendered=True)
+                           for name, allowed in TEMPLATES.items()}),
     ),
     "escalation_triggers": directive(
         rules=list_of(mapping({
@@ -95,14 +98,12 @@ SCHEMAS: dict[str, Check] = {
             "category": one_of(*ESCALATION_CATEGORIES),
             "patterns": mapping({lang: list_of(normalized_regex) for lang in ("en", "ar", "arabizi")}),
             "exclusions": list_of(normalized_regex),
-            "reply": per_language(template("agent_name")),
+            "reply": per_language(template("agent_name"), gendered=True),
         }, optional=("exclusions",)), min_items=1),
         agent_alert=keyed(template("rule", "category", "customer", "excerpt"), keys=("en", "ar")),
     ),
     "race_condition_handling": directive(
         conversation_lock_ttl_s=integer(5, 300),
         conversation_lock_wait_s=number(0, 60),
-        generation_timeout_s=integer(5, 120),
-        keep_suppressed_drafts=boolean,
     ),
 }

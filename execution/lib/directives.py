@@ -12,17 +12,17 @@ import hashlib
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import yaml
 
+from execution.lib.directive_schemas import SCHEMAS
 from execution.lib.errors import AppError
 
 DIRECTIVES_ROOT = Path(__file__).resolve().parents[2] / "directives"
-LANGUAGES = ("en", "ar", "arabizi")
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,19 @@ class Snapshot:
     def versions(self) -> dict[str, int]:
         return {d.id: d.version for d in self.directives.values()}
 
+    def with_values(self, directive_id: str, **values: Any) -> "Snapshot":
+        """A copy with some of one directive's values replaced (tests, and a replay under an edit)."""
+        current = self.directives[directive_id]
+        changed = replace(current, values=MappingProxyType({**current.values, **_freeze(values)}))
+        return Snapshot(MappingProxyType({**self.directives, directive_id: changed}), self.loaded_at)
+
+
+def localized(texts: Mapping[str, str], language: str, *, gender: str | None = None) -> str:
+    """The text for a language, in the female agent's wording where the directive has one."""
+    if gender == "female" and f"{language}_female" in texts:
+        return texts[f"{language}_female"]
+    return texts[language]
+
 
 # --- YAML that refuses duplicate keys ----------------------------------------------------------------
 
@@ -104,110 +117,8 @@ def split_front_matter(text: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-# --- schema checks -----------------------------------------------------------------------------------
-# A check takes (value, where) and returns a list of (field, reason); `where` is the dotted path.
-
-Check = Callable[[Any, str], list[tuple[str, str]]]
-
-
-def integer(low: int | None = None, high: int | None = None, *, nullable: bool = False) -> Check:
-    def check(v, where):
-        if v is None and nullable:
-            return []
-        if not isinstance(v, int) or isinstance(v, bool):
-            return [(where, f"must be a whole number, got {type(v).__name__}")]
-        if (low is not None and v < low) or (high is not None and v > high):
-            return [(where, f"must be between {low} and {high}, got {v}")]
-        return []
-    return check
-
-
-def number(low: float, high: float) -> Check:
-    def check(v, where):
-        if not isinstance(v, (int, float)) or isinstance(v, bool):
-            return [(where, f"must be a number, got {type(v).__name__}")]
-        return [] if low <= v <= high else [(where, f"must be between {low} and {high}, got {v}")]
-    return check
-
-
-def boolean(v, where):
-    return [] if isinstance(v, bool) else [(where, f"must be true or false, got {v!r}")]
-
-
-def text(v, where):
-    return [] if isinstance(v, str) and v.strip() else [(where, "must be non-empty text")]
-
-
-def one_of(*allowed: str) -> Check:
-    def check(v, where):
-        return [] if v in allowed else [(where, f"must be one of {', '.join(allowed)}; got {v!r}")]
-    return check
-
-
-def list_of(item: Check, *, min_items: int = 0) -> Check:
-    def check(v, where):
-        if not isinstance(v, list):
-            return [(where, f"must be a list, got {type(v).__name__}")]
-        if len(v) < min_items:
-            return [(where, f"must have at least {min_items} item(s)")]
-        return [p for i, x in enumerate(v) for p in item(x, f"{where}[{i}]")]
-    return check
-
-
-def regex(v, where):
-    if not isinstance(v, str) or not v:
-        return [(where, "must be a non-empty regular expression")]
-    try:
-        re.compile(v)
-    except re.error as exc:
-        return [(where, f"does not compile: {exc}")]
-    return []
-
-
-def mapping(fields: dict[str, Check], *, optional: tuple[str, ...] = ()) -> Check:
-    """A dict with exactly these keys (those in `optional` may be left out); unknown keys refused."""
-    def check(v, where):
-        if not isinstance(v, dict):
-            return [(where, f"must be a mapping, got {type(v).__name__}")]
-        out = [(f"{where}.{k}" if where else k, "unknown key") for k in v if k not in fields]
-        for k, sub in fields.items():
-            name = f"{where}.{k}" if where else k
-            if k not in v:
-                if k not in optional:
-                    out.append((name, "is required"))
-                continue
-            out += sub(v[k], name)
-        return out
-    return check
-
-
-def per_language(item: Check) -> Check:
-    return mapping({lang: item for lang in LANGUAGES})
-
-
-def keyed(item: Check, *, keys: tuple[str, ...] | None = None) -> Check:
-    """A dict of name → item; with `keys`, exactly those names."""
-    def check(v, where):
-        if not isinstance(v, dict) or not v:
-            return [(where, "must be a non-empty mapping")]
-        out = []
-        if keys is not None:
-            out += [(f"{where}.{k}", "unknown key") for k in v if k not in keys]
-            out += [(f"{where}.{k}", "is required") for k in keys if k not in v]
-        return out + [p for k, x in v.items() if keys is None or k in keys for p in item(x, f"{where}.{k}")]
-    return check
-
-
-def directive(optional: tuple[str, ...] = (), **fields: Check) -> Check:
-    """The schema of one directive id: the common keys (id, version, governs) plus its own."""
-    return mapping({"id": text, "version": integer(1), "governs": list_of(text, min_items=1), **fields},
-                   optional=optional)
-
-
 def load_directives(root: Path = DIRECTIVES_ROOT, *, schemas: Mapping[str, Check] | None = None) -> Snapshot:
     """Parse and validate every directive under `root`; every problem is reported, none is skipped."""
-    from execution.lib.directive_schemas import SCHEMAS
-
     schemas = SCHEMAS if schemas is None else schemas
     problems: list[Problem] = []
     found: dict[str, Directive] = {}
@@ -287,28 +198,3 @@ class DirectiveStore:
         except DirectivesInvalid as exc:
             # Refused: the previous snapshot stays in force until the file is fixed.
             self.errors = tuple(str(p) for p in exc.problems)
-
-
-_default: DirectiveStore | None = None
-_default_lock = threading.Lock()
-
-
-def default_store() -> DirectiveStore:
-    """The process's store of the shipped directives, made on first use (never at import)."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = DirectiveStore()
-        return _default
-
-
-def set_default_store(store: DirectiveStore | None) -> DirectiveStore | None:
-    """Make `store` the process's store (the app does, for the directives it was started with); returns the old one."""
-    global _default
-    with _default_lock:
-        previous, _default = _default, store
-        return previous
-
-
-def current() -> Snapshot:
-    return default_store().current()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 
 class AppError(Exception):
-    """Base of every expected failure; `exit_code` is what a CLI returns for it."""
+    """Base of every expected failure; `exit_code` is what a CLI returns for it, `http_status` what a route answers."""
 
     exit_code = 1
+    http_status = 500
 
 
 class ConfigError(AppError):
@@ -15,14 +16,17 @@ class ConfigError(AppError):
 
 class NotFound(AppError):
     exit_code = 4
+    http_status = 404
 
 
 class LockBusy(AppError):
     exit_code = 75  # EX_TEMPFAIL
+    http_status = 409
 
 
 class DatabaseUnavailable(AppError):
     exit_code = 69  # EX_UNAVAILABLE
+    http_status = 503
 
 
 class MigrationError(AppError):
@@ -37,11 +41,14 @@ class ProviderError(AppError):
     """A provider call failed; `status` is the HTTP status when there was one."""
 
     exit_code = 70
+    http_status = 502
 
-    def __init__(self, message: str, *, status: int | None = None, detail: str | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, detail: str | None = None,
+                 code: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.detail = detail
+        self.code = code          # the provider's own error code (Meta: 131047, 130429, 190, ...)
 
 
 class ProviderRetryable(ProviderError):
@@ -62,14 +69,19 @@ class ProviderOutcomeUnknown(ProviderError):
 
 class Unauthorized(AppError):
     exit_code = 77  # EX_NOPERM
+    http_status = 401
 
 
 class BadRequest(AppError):
     """Input refused with a reason (HTTP 400, or 413 when `too_large`)."""
 
+    http_status = 400
+
     def __init__(self, message: str, *, too_large: bool = False) -> None:
         super().__init__(message)
         self.too_large = too_large
+        if too_large:
+            self.http_status = 413
 
 
 class RetryLater(AppError):
@@ -82,7 +94,16 @@ class InvalidData(AppError):
     """Input that fails validation: each problem says where (line or field) and why."""
 
     exit_code = 65  # EX_DATAERR
+    http_status = 422
 
     def __init__(self, message: str, *, problems: list[str] | None = None) -> None:
         super().__init__(message if not problems else f"{message}: " + "; ".join(problems[:20]))
         self.problems = problems or []
+
+
+class OutsideWindow(AppError):
+    """A free-form send to a chat whose customer-service window has closed (Meta: 24 h)."""
+
+    exit_code = 65
+    http_status = 409
+    reason = "outside_window"

@@ -7,8 +7,11 @@ Redis only coordinates; PostgreSQL UNIQUE constraints remain the durable guard.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
+from contextlib import contextmanager
 from types import TracebackType
+from typing import Iterator
 
 import redis as redis_lib
 
@@ -83,6 +86,31 @@ class RedisLock:
         if self.token is None:
             return False
         return bool(self.client.eval(_EXTEND_LUA, 1, self.key, self.token, ttl_ms or self.ttl_ms))
+
+    @contextmanager
+    def kept_alive(self, every_s: float | None = None) -> Iterator["RedisLock"]:
+        """Renew the TTL every `every_s` (a third of it by default) while the block runs.
+
+        A slow step (a model call) then never outlives the lock, while a holder that dies still
+        lets the lock expire one TTL later.
+        """
+        stop = threading.Event()
+        interval = every_s if every_s is not None else self.ttl_ms / 3000
+
+        def renew() -> None:
+            while not stop.wait(interval):
+                try:
+                    if not self.extend():
+                        return          # lost it (expired or released): nothing left to keep
+                except redis_lib.RedisError:
+                    continue            # Redis blinked; the next round tries again
+
+        keeper = threading.Thread(target=renew, name=f"keep-{self.key}", daemon=True)
+        keeper.start()
+        try:
+            yield self
+        finally:
+            stop.set()
 
     def __enter__(self) -> "RedisLock":
         return self.acquire()

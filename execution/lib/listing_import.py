@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from execution.lib import property_store, store
+from execution.lib import property_store, tenant_store
 from execution.lib.criteria import find_areas
 from execution.lib.db import Connection, transaction
 from execution.lib.listings import FileProblem, Listing, RowError, read_rows, validate_row
@@ -116,7 +116,7 @@ def _owner(conn, listing: Listing, line: int, *, agent, reassign, cache, errors)
         errors.append(RowError(line, "agent_email", "is required when no --agent is given"))
         return None
     if listing.agent_email not in cache:
-        cache[listing.agent_email] = store.agent_by_email(conn, email=listing.agent_email)
+        cache[listing.agent_email] = tenant_store.agent_by_email(conn, email=listing.agent_email)
     owner = cache[listing.agent_email]
     if owner is None:
         errors.append(RowError(line, "agent_email", f"no agent {listing.agent_email}"))
@@ -143,7 +143,7 @@ def _write(conn, report: ImportReport, by_agent: dict, *, actor: str, path: Path
         )
         c = sum(1 for inserted in changed.values() if inserted)
         created, updated, unchanged = created + c, updated + len(changed) - c, unchanged + len(rows) - len(changed)
-        store.insert_audit(
+        tenant_store.insert_audit(
             conn, organization_id=owner["organization_id"], actor=actor, action="import_listings",
             entity="agent", entity_id=owner["id"],
             details={"file": path.name, "created": c, "updated": len(changed) - c, "rows": len(rows)},

@@ -1,4 +1,4 @@
-"""SQL for contacts, conversations, messages, the outbox and mode changes."""
+"""SQL for messages and the outbox: the timeline, delivery statuses and sends."""
 
 from __future__ import annotations
 
@@ -10,54 +10,6 @@ from execution.lib.db import Connection
 
 # Delivery only moves forward; failed and no_account are terminal.
 _RANK_SQL = "CASE {col} WHEN 'pending' THEN 0 WHEN 'unknown' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 9 END"
-
-
-def upsert_contact(conn: Connection, *, organization_id: int, phone: str, display_name: str | None) -> int:
-    with conn.cursor() as cur:
-        cur.execute(
-            """
-            INSERT INTO contacts (organization_id, phone, display_name) VALUES (%s, %s, %s)
-            ON CONFLICT (organization_id, phone)
-            DO UPDATE SET display_name = COALESCE(contacts.display_name, EXCLUDED.display_name)
-            RETURNING id
-            """,
-            (organization_id, phone, display_name),
-        )
-        return cur.fetchone()["id"]
-
-
-def upsert_conversation(
-    conn: Connection,
-    *,
-    channel: dict,
-    chat_id: str,
-    contact_id: int | None,
-    is_group: bool,
-    title: str | None,
-) -> dict:
-    with conn.cursor() as cur:
-        cur.execute(
-            """
-            INSERT INTO conversations (organization_id, agent_id, channel_id, contact_id, chat_id, is_group, title)
-            VALUES (%s, %s, %s, %s, %s, %s, %s)
-            ON CONFLICT (channel_id, chat_id)
-            DO UPDATE SET title = COALESCE(conversations.title, EXCLUDED.title)
-            RETURNING id, organization_id, agent_id, channel_id, chat_id, is_group, mode, mode_version, status
-            """,
-            (channel["organization_id"], channel["agent_id"], channel["id"], contact_id, chat_id, is_group, title),
-        )
-        return cur.fetchone()
-
-
-def get_conversation(conn: Connection, *, conversation_id: int, for_update: bool = False) -> dict | None:
-    sql = """
-        SELECT id, organization_id, agent_id, channel_id, contact_id, chat_id, is_group, mode, mode_version,
-               mode_reason, mode_changed_at, status, unread_count, last_inbound_at, last_message_at
-          FROM conversations WHERE id = %s
-    """
-    with conn.cursor() as cur:
-        cur.execute(sql + (" FOR UPDATE" if for_update else ""), (conversation_id,))
-        return cur.fetchone()
 
 
 def insert_message(
@@ -77,6 +29,7 @@ def insert_message(
     outbox_id: int | None = None,
     webhook_event_id: int | None = None,
     provider_timestamp: datetime | None = None,
+    directive_versions: dict | None = None,
 ) -> int | None:
     """Insert one message; None if this provider message id is already stored for the conversation."""
     with conn.cursor() as cur:
@@ -84,8 +37,8 @@ def insert_message(
             """
             INSERT INTO messages (organization_id, conversation_id, direction, author, message_type, body, media,
                                   sender_id, provider_message_id, quoted_provider_id, delivery_status, outbox_id,
-                                  webhook_event_id, provider_timestamp)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                  webhook_event_id, provider_timestamp, directive_versions)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT (conversation_id, provider_message_id) WHERE provider_message_id IS NOT NULL DO NOTHING
             RETURNING id
             """,
@@ -104,41 +57,11 @@ def insert_message(
                 outbox_id,
                 webhook_event_id,
                 provider_timestamp,
+                Json(directive_versions) if directive_versions is not None else None,
             ),
         )
         row = cur.fetchone()
         return row["id"] if row else None
-
-
-def touch_conversation(conn: Connection, *, conversation_id: int, inbound: bool) -> None:
-    """Keep the inbox ordering, the unread count and the 24 h window's last inbound time."""
-    with conn.cursor() as cur:
-        if inbound:
-            cur.execute(
-                """
-                UPDATE conversations
-                   SET unread_count = unread_count + 1, last_inbound_at = now(), last_message_at = now()
-                 WHERE id = %s
-                """,
-                (conversation_id,),
-            )
-        else:
-            cur.execute("UPDATE conversations SET last_message_at = now() WHERE id = %s", (conversation_id,))
-
-
-def change_mode(conn: Connection, *, conversation_id: int, mode: str, reason: str) -> dict | None:
-    """Set the mode and bump mode_version; None when the conversation is already in that mode."""
-    with conn.cursor() as cur:
-        cur.execute(
-            """
-            UPDATE conversations
-               SET mode = %s, mode_version = mode_version + 1, mode_reason = %s, mode_changed_at = now()
-             WHERE id = %s AND mode <> %s
-            RETURNING id, organization_id, mode, mode_version
-            """,
-            (mode, reason, conversation_id, mode),
-        )
-        return cur.fetchone()
 
 
 def update_delivery_status(
@@ -261,19 +184,6 @@ def finish_outbox(
             """,
             (provider_message_id, delivery_status, error, outbox_id),
         )
-
-
-def lock_preferences(conn: Connection, *, conversation_id: int) -> dict | None:
-    """The conversation's stored preferences, row locked; None when there is no such conversation."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT preferences FROM conversations WHERE id = %s FOR UPDATE", (conversation_id,))
-        row = cur.fetchone()
-        return None if row is None else row["preferences"]
-
-
-def set_preferences(conn: Connection, *, conversation_id: int, preferences: dict) -> None:
-    with conn.cursor() as cur:
-        cur.execute("UPDATE conversations SET preferences = %s WHERE id = %s", (Json(preferences), conversation_id))
 
 
 def chat_timeline(conn: Connection, *, channel_id: int, chat_id: str, after_id: int = 0, limit: int = 200) -> dict:

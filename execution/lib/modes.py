@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from execution.lib import message_store, reply_store, store
+from execution.lib import conversation_store, escalation_store, followup_store, message_store, tenant_store
 from execution.lib.db import Connection, transaction
 from execution.lib.errors import NotFound
 
@@ -39,19 +39,19 @@ def apply_mode_change(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     with transaction(conn):
-        row = message_store.change_mode(conn, conversation_id=conversation_id, mode=mode, reason=reason)
+        row = conversation_store.change_mode(conn, conversation_id=conversation_id, mode=mode, reason=reason)
         if row is None:
-            current = message_store.get_conversation(conn, conversation_id=conversation_id)
+            current = conversation_store.get_conversation(conn, conversation_id=conversation_id)
             if current is None:
                 raise NotFound(f"conversation {conversation_id} does not exist")
             return ModeChange(conversation_id, current["mode"], current["mode_version"], False, actor, reason)
         cancelled = 0
         if mode == "AI":
-            reply_store.resolve_escalations(conn, conversation_id=conversation_id)
+            escalation_store.resolve_escalations(conn, conversation_id=conversation_id)
         if mode == "HUMAN":
-            reply_store.clear_reply(conn, conversation_id=conversation_id)
+            conversation_store.clear_reply(conn, conversation_id=conversation_id)
             if cancel_followups:
-                cancelled = reply_store.cancel_followups(conn, conversation_id=conversation_id, reason=f"mode HUMAN: {reason}")
+                cancelled = followup_store.cancel_followups(conn, conversation_id=conversation_id, reason=f"mode HUMAN: {reason}")
         details = {"mode": mode, "actor": actor, "reason": reason, "mode_version": row["mode_version"]}
         if brief:
             details["brief"] = brief
@@ -64,7 +64,7 @@ def apply_mode_change(
             message_type="mode_change",
             media=details,
         )
-        store.insert_audit(
+        tenant_store.insert_audit(
             conn,
             organization_id=row["organization_id"],
             actor=actor,

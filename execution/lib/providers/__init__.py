@@ -1,12 +1,39 @@
-"""Channel providers: one module per vendor behind the `ChannelProvider` interface."""
+"""Channel providers: one module per vendor behind the `ChannelProvider` interface, and the registry.
+
+The registry is the only place that maps a channel's provider name or a webhook route to code.
+"""
 
 from __future__ import annotations
 
 import threading
 
-from execution.lib.errors import ConfigError
+from execution.lib.errors import ConfigError, NotFound
 from execution.lib.providers.base import ChannelProvider
-from execution.lib.security import decrypt_secret
+
+
+def _classes() -> dict[str, type[ChannelProvider]]:
+    # Imported on first use: the HTTP clients they load have no business in a process that never sends.
+    from execution.lib.providers.green_api import GreenApiProvider
+    from execution.lib.providers.meta_cloud import MetaCloudProvider
+    from execution.lib.providers.sandbox import SandboxProvider
+
+    return {cls.name: cls for cls in (GreenApiProvider, SandboxProvider, MetaCloudProvider)}
+
+
+def provider_class(name: str) -> type[ChannelProvider]:
+    """The provider a channel row or a stored event names; ConfigError for one we do not have."""
+    cls = _classes().get(name)
+    if cls is None:
+        raise ConfigError(f"provider {name!r} is not supported")
+    return cls
+
+
+def route_providers(route: str) -> tuple[type[ChannelProvider], ...]:
+    """The providers whose webhooks arrive at POST /webhooks/{route} (the sandbox shares Green API's)."""
+    found = tuple(cls for cls in _classes().values() if cls.route == route)
+    if not found:
+        raise NotFound(f"no webhook route {route!r}")
+    return found
 
 
 class ProviderRegistry:
@@ -21,19 +48,6 @@ class ProviderRegistry:
         with self._lock:
             provider = self._cache.get(channel["id"])
             if provider is None:
-                provider = self._build(channel)
+                provider = provider_class(channel["provider"]).from_channel(channel, secret_key=self._secret_key)
                 self._cache[channel["id"]] = provider
             return provider
-
-    def _build(self, channel: dict) -> ChannelProvider:
-        from execution.lib.providers import green_api, sandbox
-
-        if channel["provider"] == "sandbox" or (channel["provider"] == "green_api" and not channel.get("api_token_encrypted")):
-            return sandbox.SandboxProvider(instance_id=channel["instance_id"])
-        if channel["provider"] == "green_api":
-            return green_api.GreenApiProvider(
-                api_url=channel.get("api_url") or green_api.DEFAULT_API_URL,
-                id_instance=channel["instance_id"],
-                api_token=decrypt_secret(self._secret_key, channel["api_token_encrypted"]),
-            )
-        raise ConfigError(f"channel {channel['id']}: provider {channel['provider']!r} cannot send yet")

@@ -1,15 +1,24 @@
-"""The channel interface every provider implements, and the events providers parse into.
+"""The whole contract of a channel: how its webhooks are checked and read, and how it sends.
 
-One module per provider (green_api.py, sandbox.py, later meta.py, twilio.py) implements
-`ChannelProvider` for sending and exposes `parse_webhook()` / `event_key()` for receiving.
+One module per provider (green_api.py, meta_cloud.py, sandbox.py, later twilio.py) subclasses
+`ChannelProvider`. Receiving is class-level (no credentials needed to read a body); sending is
+per channel, built by the registry from the channel row with `from_channel`. Nothing outside
+`providers/` branches on a provider's name or knows how its chat ids are written.
 """
 
 from __future__ import annotations
 
 import enum
+import json
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import ClassVar, Mapping
+
+from execution.lib.errors import BadRequest, Unauthorized
+
+MAX_BODY_BYTES = 1_000_000
+MAX_JSON_DEPTH = 32
 
 
 class EventKind(str, enum.Enum):
@@ -19,7 +28,7 @@ class EventKind(str, enum.Enum):
     STATUS = "status"                # delivery status of an outgoing message
     CALL = "call"
     STATE = "state"                  # the instance's authorization state changed
-    NOTICE = "notice"                # stored for operators only (quota, device, block lists)
+    NOTICE = "notice"                # stored for operators only (quota, device, errors, block lists)
     IGNORED = "ignored"              # understood enough to know we do nothing with it
 
 
@@ -33,7 +42,7 @@ class InboundMessage:
     message_type: str                # text, image, video, document, audio, sticker, location,
     #                                  contact, choice, reaction, poll, poll_update, edited, deleted, call
     text: str | None = None          # body, caption, chosen option or emoji
-    media: dict | None = None        # url, mime type, file name, coordinates, choice id, ...
+    media: dict | None = None        # url or media id, mime type, file name, coordinates, choice id, ...
     quoted_id: str | None = None     # the message this one quotes, reacts to, edits or deletes
     timestamp: datetime | None = None
 
@@ -43,7 +52,7 @@ class StatusUpdate:
     provider_message_id: str
     chat_id: str | None
     status: str                      # sent, delivered, read, failed, no_account
-    description: str | None = None
+    description: str | None = None   # for failures: the provider's code and title
     timestamp: datetime | None = None
 
 
@@ -63,19 +72,152 @@ class SendResult:
     delivery_status: str = "pending"  # what the provider's 200 means: queued, not delivered
 
 
-class ChannelProvider(Protocol):
-    name: str
+@dataclass(frozen=True)
+class WebhookRequest:
+    """What a provider may look at to authenticate a webhook: never re-serialised, always raw bytes."""
 
+    method: str
+    headers: Mapping[str, str]       # keys lower-cased
+    query: Mapping[str, str]
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One storable event cut from a webhook body: the unit of de-duplication and of processing.
+
+    A Green API body is one envelope; a Meta body may carry many (several entries, changes,
+    messages and statuses), each stored and processed on its own.
+    """
+
+    instance_key: str                # which channel it is for (Green API idInstance, Meta phone_number_id)
+    event_key: str                   # from the provider's own ids, never from the clock
+    event_type: str
+    payload: dict
+
+
+@dataclass(frozen=True)
+class ChatInfo:
+    is_group: bool
+    contact_key: str | None          # the person's stable key (digits of the phone); None for groups
+    answerable: bool = True          # False for broadcasts, newsletters and ids we cannot answer
+
+
+class ChannelProvider(ABC):
+    """One provider. Class attributes describe it; class methods receive; instances send."""
+
+    name: ClassVar[str]                      # channels.provider
+    route: ClassVar[str]                     # POST /webhooks/{route}
+    window_hours: ClassVar[int | None] = None  # customer-service window for free-form sends (Meta: 24)
+    sends_templates: ClassVar[bool] = False
+
+    # ------------------------------------------------------------------ receiving
+
+    @classmethod
+    def read_body(cls, body: bytes) -> dict:
+        """The JSON object in a webhook body, bounded in size and depth; BadRequest with the reason."""
+        return parse_json_object(body)
+
+    @classmethod
+    @abstractmethod
+    def envelopes(cls, payload: dict) -> list[Envelope]:
+        """Cut a body into storable events; BadRequest when it names no channel."""
+
+    @classmethod
+    @abstractmethod
+    def verify(cls, request: WebhookRequest, channel: dict) -> None:
+        """Raise Unauthorized unless the request is authentic for `channel` (constant-time checks).
+
+        `channel` is the channel row with `webhook_token_hash` and, where the provider signs
+        bodies, the decrypted `webhook_secret`.
+        """
+
+    @classmethod
+    def verify_token_hash(cls, request: WebhookRequest) -> tuple[str, str] | None:
+        """For a GET verification handshake: (hash of the presented token, the challenge to echo)."""
+        return None
+
+    @classmethod
+    @abstractmethod
+    def parse(cls, payload: dict) -> list[ParsedEvent]:
+        """Turn one stored envelope's payload into events; unknown kinds come back IGNORED with a reason."""
+
+    @classmethod
+    @abstractmethod
+    def chat_key(cls, phone: str) -> str:
+        """The chat id of a one-to-one chat with this phone number (digits, international)."""
+
+    @classmethod
+    @abstractmethod
+    def describe_chat(cls, chat_id: str) -> ChatInfo:
+        """Whether a chat id is a group, and the contact key of the person behind it."""
+
+    # ------------------------------------------------------------------ sending
+
+    @classmethod
+    @abstractmethod
+    def from_channel(cls, channel: dict, *, secret_key: str) -> "ChannelProvider":
+        """The sender for a channel row (credentials decrypted with APP_SECRET_KEY)."""
+
+    @abstractmethod
     def send_text(self, *, chat_id: str, text: str, quoted_id: str | None = None) -> SendResult: ...
 
+    @abstractmethod
     def send_file(self, *, chat_id: str, url: str, file_name: str, caption: str | None = None) -> SendResult: ...
 
-    def send_location(
-        self,
-        *,
-        chat_id: str,
-        latitude: float,
-        longitude: float,
-        name: str | None = None,
-        address: str | None = None,
-    ) -> SendResult: ...
+    @abstractmethod
+    def send_location(self, *, chat_id: str, latitude: float, longitude: float, name: str | None = None,
+                      address: str | None = None) -> SendResult: ...
+
+    def send_template(self, *, chat_id: str, name: str, language: str,
+                      parameters: tuple[str, ...] = ()) -> SendResult:
+        from execution.lib.errors import ProviderRejected
+
+        raise ProviderRejected(f"{self.name} does not send templates")
+
+
+def parse_json_object(body: bytes, *, max_bytes: int = MAX_BODY_BYTES, max_depth: int = MAX_JSON_DEPTH) -> dict:
+    if len(body) > max_bytes:
+        raise BadRequest(f"body is {len(body)} bytes; the limit is {max_bytes}", too_large=True)
+    # The byte scan runs only when there are enough brackets to exceed the limit at all.
+    if body.count(b"{") + body.count(b"[") > max_depth and _nesting(body) > max_depth:
+        raise BadRequest(f"body is nested deeper than {max_depth} levels")
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BadRequest("body is not valid JSON") from None
+    if not isinstance(payload, dict):
+        raise BadRequest("body must be a JSON object")
+    return payload
+
+
+def _nesting(body: bytes) -> int:
+    """The deepest bracket nesting, counted before parsing (strings are skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:      # backslash
+                escaped = True
+            elif byte == 0x22:      # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x7B, 0x5B):  # { [
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_JSON_DEPTH:
+                    return deepest
+        elif byte in (0x7D, 0x5D):
+            depth -= 1
+    return deepest
+
+
+def unauthorized() -> Unauthorized:
+    return Unauthorized("unknown instance or bad webhook credentials")

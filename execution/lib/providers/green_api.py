@@ -15,12 +15,25 @@ from typing import TYPE_CHECKING, Any
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_exponential
 
 from execution.lib.errors import (
+    BadRequest,
     ProviderOutcomeUnknown,
     ProviderQuotaExceeded,
     ProviderRejected,
     ProviderRetryable,
 )
-from execution.lib.providers.base import EventKind, InboundMessage, ParsedEvent, SendResult, StatusUpdate
+from execution.lib.providers.base import (
+    ChannelProvider,
+    ChatInfo,
+    Envelope,
+    EventKind,
+    InboundMessage,
+    ParsedEvent,
+    SendResult,
+    StatusUpdate,
+    WebhookRequest,
+    unauthorized,
+)
+from execution.lib.security import decrypt_secret, token_matches
 
 if TYPE_CHECKING:  # requests is imported where it is used: urllib3 probes sockets at import time
     import requests
@@ -29,6 +42,9 @@ log = logging.getLogger(__name__)
 
 NAME = "green_api"
 DEFAULT_API_URL = "https://api.green-api.com"
+# Chats nobody should ever be answered in: status updates, channels (newsletters), broadcast lists.
+_UNANSWERABLE_DOMAINS = ("broadcast", "newsletter")
+_PERSON_CHAT = re.compile(r"^\d{5,20}@(c\.us|lid)$")
 
 _MESSAGE_WEBHOOKS = {
     "incomingMessageReceived": EventKind.MESSAGE,
@@ -252,7 +268,51 @@ def install_log_redaction() -> None:
 
 
 
-class GreenApiProvider:
+class GreenApiReceiver(ChannelProvider):
+    """Green API's webhooks: one body is one event; a bearer token authenticates it."""
+
+    route = "green-api"
+
+    @classmethod
+    def envelopes(cls, payload: dict) -> list[Envelope]:
+        payload = unwrap(payload)
+        instance = instance_id(payload)
+        if instance is None:
+            raise BadRequest("instanceData.idInstance is missing")
+        kind = str(payload.get("typeWebhook") or "unknown")[:100]
+        return [Envelope(instance, event_key(payload), kind, payload)]
+
+    @classmethod
+    def verify(cls, request: WebhookRequest, channel: dict) -> None:
+        if not token_matches(_bearer_token(request.header("authorization")), channel.get("webhook_token_hash")):
+            raise unauthorized()
+
+    @classmethod
+    def parse(cls, payload: dict) -> list[ParsedEvent]:
+        return [parse_webhook(payload)]
+
+    @classmethod
+    def chat_key(cls, phone: str) -> str:
+        return f"{re.sub(r'[^0-9]', '', phone)}@c.us"
+
+    @classmethod
+    def describe_chat(cls, chat_id: str) -> ChatInfo:
+        local, _, domain = chat_id.partition("@")
+        if domain == "g.us":
+            return ChatInfo(is_group=True, contact_key=None)
+        contact = local if domain == "c.us" and local.isdigit() else chat_id
+        answerable = domain not in _UNANSWERABLE_DOMAINS and bool(_PERSON_CHAT.match(chat_id))
+        return ChatInfo(is_group=False, contact_key=contact, answerable=answerable)
+
+
+def _bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
+class GreenApiProvider(GreenApiReceiver):
     """Sends through `{api_url}/waInstance{id}/{method}/{token}` with timeouts and bounded retries.
 
     429, 5xx and refused connections are retried (the message was not taken); a read
@@ -276,6 +336,8 @@ class GreenApiProvider:
     ) -> None:
         import requests
 
+        self.instance_id = id_instance
+
         install_log_redaction()
         self._exceptions = requests.exceptions
         self._base = f"{(api_url or DEFAULT_API_URL).rstrip('/')}/waInstance{id_instance}"
@@ -288,6 +350,15 @@ class GreenApiProvider:
             wait=wait_exponential(multiplier=backoff_s, max=max(backoff_s * 8, 0.01)),
             reraise=True,
         )
+
+    @classmethod
+    def from_channel(cls, channel: dict, *, secret_key: str) -> ChannelProvider:
+        if not channel.get("api_token_encrypted"):   # no credentials yet: record sends, send nothing
+            from execution.lib.providers.sandbox import SandboxProvider
+
+            return SandboxProvider(instance_id=channel["instance_id"])
+        return cls(api_url=channel.get("api_url") or DEFAULT_API_URL, id_instance=channel["instance_id"],
+                   api_token=decrypt_secret(secret_key, channel["api_token_encrypted"]))
 
     def _post_once(self, method: str, body: dict) -> dict:
         url = f"{self._base}/{method}/{self._token}"

@@ -1,7 +1,7 @@
-"""The sandbox channel: records outbound messages instead of sending them.
+"""The sandbox channel: receives Green API-shaped webhooks and records sends instead of sending.
 
-Used when a channel has no provider credentials (the demo, the simulator, tests).
-The durable record is the outbox and messages rows; `sent` is kept for inspection.
+Used when a channel has no provider credentials (the demo, the simulator, tests). The durable
+record is the outbox and messages rows; `sent` is kept for inspection.
 """
 
 from __future__ import annotations
@@ -9,18 +9,23 @@ from __future__ import annotations
 import hashlib
 import threading
 
-from execution.lib.providers.base import SendResult
+from execution.lib.providers.base import ChannelProvider, SendResult
+from execution.lib.providers.green_api import GreenApiReceiver
 
 NAME = "sandbox"
 
 
-class SandboxProvider:
+class SandboxProvider(GreenApiReceiver):
     name = NAME
 
     def __init__(self, *, instance_id: str) -> None:
         self.instance_id = instance_id
         self.sent: list[dict] = []
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_channel(cls, channel: dict, *, secret_key: str) -> ChannelProvider:
+        return cls(instance_id=channel["instance_id"])
 
     def _record(self, method: str, body: dict) -> SendResult:
         with self._lock:

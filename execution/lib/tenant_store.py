@@ -1,4 +1,4 @@
-"""SQL for organizations, agents and channels: fixed statements with parameters."""
+"""SQL for tenants: organizations, agents, channels and the audit log."""
 
 from __future__ import annotations
 
@@ -29,22 +29,24 @@ def upsert_agent(
     password_hash: str | None,
     phone: str | None = None,
     language: str = "en",
+    gender: str | None = None,
 ) -> dict:
-    """Create the agent, or update its name, phone and language; a password is set only if given."""
+    """Create the agent, or update its name, phone, language and gender; a password is set only if given."""
     with conn.cursor() as cur:
         cur.execute(
             """
-            INSERT INTO agents (organization_id, email, name, password_hash, phone, language)
-            VALUES (%s, %s, %s, %s, %s, %s)
+            INSERT INTO agents (organization_id, email, name, password_hash, phone, language, gender)
+            VALUES (%s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT (email) DO UPDATE
                SET name = EXCLUDED.name,
                    phone = EXCLUDED.phone,
                    language = EXCLUDED.language,
+                   gender = EXCLUDED.gender,
                    password_hash = COALESCE(EXCLUDED.password_hash, agents.password_hash)
             WHERE agents.organization_id = EXCLUDED.organization_id
             RETURNING id, organization_id, email, name
             """,
-            (organization_id, email.lower(), name, password_hash, phone, language),
+            (organization_id, email.lower(), name, password_hash, phone, language, gender),
         )
         return cur.fetchone()
 
@@ -59,21 +61,25 @@ def upsert_channel(
     api_url: str | None = None,
     api_token_encrypted: str | None = None,
     webhook_token_hash: str | None = None,
+    webhook_secret_encrypted: str | None = None,
 ) -> dict:
     with conn.cursor() as cur:
         cur.execute(
             """
             INSERT INTO channels (organization_id, agent_id, provider, instance_id, api_url,
-                                  api_token_encrypted, webhook_token_hash)
-            VALUES (%s, %s, %s, %s, %s, %s, %s)
+                                  api_token_encrypted, webhook_token_hash, webhook_secret_encrypted)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT (provider, instance_id) DO UPDATE
                SET api_url = EXCLUDED.api_url,
                    api_token_encrypted = COALESCE(EXCLUDED.api_token_encrypted, channels.api_token_encrypted),
-                   webhook_token_hash = COALESCE(EXCLUDED.webhook_token_hash, channels.webhook_token_hash)
+                   webhook_token_hash = COALESCE(EXCLUDED.webhook_token_hash, channels.webhook_token_hash),
+                   webhook_secret_encrypted = COALESCE(EXCLUDED.webhook_secret_encrypted,
+                                                       channels.webhook_secret_encrypted)
             WHERE channels.organization_id = EXCLUDED.organization_id
             RETURNING id, organization_id, agent_id, provider, instance_id
             """,
-            (organization_id, agent_id, provider, instance_id, api_url, api_token_encrypted, webhook_token_hash),
+            (organization_id, agent_id, provider, instance_id, api_url, api_token_encrypted, webhook_token_hash,
+             webhook_secret_encrypted),
         )
         return cur.fetchone()
 
@@ -103,11 +109,22 @@ def channel_by_instance(conn: Connection, *, providers: tuple[str, ...], instanc
         cur.execute(
             """
             SELECT id, organization_id, agent_id, provider, instance_id, api_url, api_token_encrypted,
-                   webhook_token_hash, status
+                   webhook_token_hash, webhook_secret_encrypted, status
               FROM channels
              WHERE instance_id = %s AND provider = ANY(%s)
             """,
             (instance_id, list(providers)),
+        )
+        return cur.fetchone()
+
+
+def channel_by_webhook_token(conn: Connection, *, providers: tuple[str, ...], token_hash: str) -> dict | None:
+    """The channel a provider's verification handshake names by the hash of its token."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT id, provider, instance_id FROM channels WHERE provider = ANY(%s) AND webhook_token_hash = %s "
+            "AND status = 'active' LIMIT 1",
+            (list(providers), token_hash),
         )
         return cur.fetchone()
 
@@ -143,7 +160,7 @@ def agent_profile(conn: Connection, *, agent_id: int) -> dict | None:
     with conn.cursor() as cur:
         cur.execute(
             """
-            SELECT a.id, a.organization_id, a.email, a.name, a.phone, a.language, o.name AS agency
+            SELECT a.id, a.organization_id, a.email, a.name, a.phone, a.language, a.gender, o.name AS agency
               FROM agents a JOIN organizations o ON o.id = a.organization_id
              WHERE a.id = %s
             """,

@@ -1,8 +1,102 @@
-"""SQL for answering: the burst-window schedule, claims on due conversations, escalations, follow-ups."""
+"""SQL for contacts and conversations: identity, mode, preferences and the reply schedule."""
 
 from __future__ import annotations
 
+from psycopg2.extras import Json
+
 from execution.lib.db import Connection
+
+
+def upsert_contact(conn: Connection, *, organization_id: int, phone: str, display_name: str | None) -> int:
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO contacts (organization_id, phone, display_name) VALUES (%s, %s, %s)
+            ON CONFLICT (organization_id, phone)
+            DO UPDATE SET display_name = COALESCE(contacts.display_name, EXCLUDED.display_name)
+            RETURNING id
+            """,
+            (organization_id, phone, display_name),
+        )
+        return cur.fetchone()["id"]
+
+
+def upsert_conversation(
+    conn: Connection,
+    *,
+    channel: dict,
+    chat_id: str,
+    contact_id: int | None,
+    is_group: bool,
+    title: str | None,
+) -> dict:
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO conversations (organization_id, agent_id, channel_id, contact_id, chat_id, is_group, title)
+            VALUES (%s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (channel_id, chat_id)
+            DO UPDATE SET title = COALESCE(conversations.title, EXCLUDED.title)
+            RETURNING id, organization_id, agent_id, channel_id, chat_id, is_group, mode, mode_version, status
+            """,
+            (channel["organization_id"], channel["agent_id"], channel["id"], contact_id, chat_id, is_group, title),
+        )
+        return cur.fetchone()
+
+
+def get_conversation(conn: Connection, *, conversation_id: int, for_update: bool = False) -> dict | None:
+    sql = """
+        SELECT id, organization_id, agent_id, channel_id, contact_id, chat_id, is_group, mode, mode_version,
+               mode_reason, mode_changed_at, status, unread_count, last_inbound_at, last_message_at
+          FROM conversations WHERE id = %s
+    """
+    with conn.cursor() as cur:
+        cur.execute(sql + (" FOR UPDATE" if for_update else ""), (conversation_id,))
+        return cur.fetchone()
+
+
+def touch_conversation(conn: Connection, *, conversation_id: int, inbound: bool) -> None:
+    """Keep the inbox ordering, the unread count and the 24 h window's last inbound time."""
+    with conn.cursor() as cur:
+        if inbound:
+            cur.execute(
+                """
+                UPDATE conversations
+                   SET unread_count = unread_count + 1, last_inbound_at = now(), last_message_at = now()
+                 WHERE id = %s
+                """,
+                (conversation_id,),
+            )
+        else:
+            cur.execute("UPDATE conversations SET last_message_at = now() WHERE id = %s", (conversation_id,))
+
+
+def change_mode(conn: Connection, *, conversation_id: int, mode: str, reason: str) -> dict | None:
+    """Set the mode and bump mode_version; None when the conversation is already in that mode."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            UPDATE conversations
+               SET mode = %s, mode_version = mode_version + 1, mode_reason = %s, mode_changed_at = now()
+             WHERE id = %s AND mode <> %s
+            RETURNING id, organization_id, mode, mode_version
+            """,
+            (mode, reason, conversation_id, mode),
+        )
+        return cur.fetchone()
+
+
+def lock_preferences(conn: Connection, *, conversation_id: int) -> dict | None:
+    """The conversation's stored preferences, row locked; None when there is no such conversation."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT preferences FROM conversations WHERE id = %s FOR UPDATE", (conversation_id,))
+        row = cur.fetchone()
+        return None if row is None else row["preferences"]
+
+
+def set_preferences(conn: Connection, *, conversation_id: int, preferences: dict) -> None:
+    with conn.cursor() as cur:
+        cur.execute("UPDATE conversations SET preferences = %s WHERE id = %s", (Json(preferences), conversation_id))
 
 
 def schedule_reply(conn: Connection, *, conversation_id: int, window_s: float, cap_s: float) -> None:
@@ -108,48 +202,6 @@ def has_replied_before(conn: Connection, *, conversation_id: int) -> bool:
             (conversation_id,),
         )
         return cur.fetchone()["replied"]
-
-
-def insert_escalation(conn: Connection, *, organization_id: int, conversation_id: int, message_id: int, rule: str,
-                      category: str) -> int | None:
-    with conn.cursor() as cur:
-        cur.execute(
-            """
-            INSERT INTO escalations (organization_id, conversation_id, message_id, rule, category)
-            VALUES (%s, %s, %s, %s, %s) ON CONFLICT (conversation_id, message_id) DO NOTHING RETURNING id
-            """,
-            (organization_id, conversation_id, message_id, rule, category),
-        )
-        row = cur.fetchone()
-        cur.execute("UPDATE conversations SET needs_attention = true WHERE id = %s", (conversation_id,))
-        return row["id"] if row else None
-
-
-def set_alert_status(conn: Connection, *, escalation_id: int, status: str) -> None:
-    with conn.cursor() as cur:
-        cur.execute("UPDATE escalations SET alert_status = %s WHERE id = %s", (status, escalation_id))
-
-
-def cancel_followups(conn: Connection, *, conversation_id: int, reason: str) -> int:
-    with conn.cursor() as cur:
-        cur.execute(
-            """
-            UPDATE followups SET status = 'cancelled', cancel_reason = %s, updated_at = now()
-             WHERE conversation_id = %s AND status = 'pending'
-            """,
-            (reason, conversation_id),
-        )
-        return cur.rowcount
-
-
-def resolve_escalations(conn: Connection, *, conversation_id: int) -> None:
-    """The agent handed back: their open escalations are dealt with and the inbox flag goes down."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "UPDATE escalations SET status = 'resolved', resolved_at = now() WHERE conversation_id = %s AND status = 'open'",
-            (conversation_id,),
-        )
-        cur.execute("UPDATE conversations SET needs_attention = false WHERE id = %s", (conversation_id,))
 
 
 def conversation_state(conn: Connection, *, conversation_id: int) -> dict | None:

@@ -1,0 +1,119 @@
+"""Answer every conversation whose burst window has closed, many at once on a bounded pool.
+
+Reads/writes: conversations.reply_due_at / reply_claim_until (the claim, a lease), and through
+answer_conversation everything a reply writes. The responder loop runs in the web process
+(RUN_WORKER=true) and in every `python -m execution.worker`; it claims only as many due
+conversations as it has free threads (REPLY_WORKERS), so a slow reply never holds others back
+and more processes add capacity through the same claims.
+Guard: claims use FOR UPDATE SKIP LOCKED with a lease; a conversation whose lock is busy is
+released to be retried in a second; a failure leaves its claim to expire and be retried.
+
+usage: python -m execution.answer_due [--limit 100] [--conversation 42]
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from execution.answer_conversation import Answer, AnswerReport, answer_conversation
+from execution.lib import cli, conversation_store
+from execution.lib.db import Database
+from execution.lib.directives import DirectiveStore, Snapshot, load_directives
+from execution.lib.errors import LockBusy
+from execution.lib.loop import PollingLoop
+from execution.lib.providers import ProviderRegistry
+from execution.resume_conversations import resume_conversations
+
+log = logging.getLogger(__name__)
+
+RESUME_CHECK_EVERY_S = 60.0
+
+
+def answer_claimed(db: Database, redis, providers: ProviderRegistry, *, conversation_id: int,
+                   snapshot: Snapshot) -> AnswerReport:
+    """Answer one claimed conversation; never raises, so one failure cannot stop the others."""
+    try:
+        return answer_conversation(db, redis, providers, conversation_id=conversation_id, snapshot=snapshot)
+    except LockBusy:
+        with db.connection() as conn:
+            conversation_store.release_reply(conn, conversation_id=conversation_id, retry_in_s=1.0)
+        return AnswerReport(conversation_id, Answer.BUSY)
+    except Exception as exc:
+        # The claim is left to expire, so another pass retries after the lease. The log names
+        # the error type and where it was raised, never its message (it may quote the customer).
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        log.error("answer: conversation %s failed: %s at %s:%s", conversation_id, type(exc).__name__,
+                  where.filename.rsplit("/", 1)[-1], where.lineno)
+        return AnswerReport(conversation_id, Answer.FAILED, kind=type(exc).__name__)
+
+
+def answer_due(db: Database, redis, providers: ProviderRegistry, *, snapshot: Snapshot, limit: int = 10,
+               lease_s: float = 60.0, conversation_id: int | None = None) -> list[AnswerReport]:
+    """Claim and answer the due conversations (or one, by id, due or not) in this thread, in turn."""
+    with db.transaction() as conn:
+        due = conversation_store.claim_due_replies(conn, limit=limit, lease_s=lease_s, conversation_id=conversation_id)
+    return [answer_claimed(db, redis, providers, conversation_id=row["id"], snapshot=snapshot) for row in due]
+
+
+class Responder(PollingLoop):
+    """Claims due conversations while it has free threads and answers each on the pool."""
+
+    def __init__(self, db: Database, redis, providers: ProviderRegistry, *, directives: DirectiveStore,
+                 pool_size: int = 8, idle_s: float = 0.2, lease_s: float = 60.0) -> None:
+        super().__init__("responder", self._step, idle_s=idle_s)
+        self.db, self.redis, self.providers, self.directives = db, redis, providers, directives
+        self.pool_size, self.lease_s = pool_size, lease_s
+        self._pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="reply")
+        self._in_flight: set[Future] = set()
+        self._lock = threading.Lock()
+        self._next_resume_check = 0.0
+
+    def _step(self) -> bool:
+        snapshot = self.directives.current()
+        if time.monotonic() >= self._next_resume_check:
+            self._next_resume_check = time.monotonic() + RESUME_CHECK_EVERY_S
+            resume_conversations(self.db, snapshot=snapshot)
+        with self._lock:
+            free = self.pool_size - len(self._in_flight)
+        if free <= 0:
+            return False        # a finishing answer wakes the loop
+        with self.db.transaction() as conn:
+            due = conversation_store.claim_due_replies(conn, limit=free, lease_s=self.lease_s)
+        for row in due:
+            future = self._pool.submit(answer_claimed, self.db, self.redis, self.providers,
+                                       conversation_id=row["id"], snapshot=snapshot)
+            with self._lock:
+                self._in_flight.add(future)
+            future.add_done_callback(self._finished)
+        return bool(due)
+
+    def _finished(self, future: Future) -> None:
+        with self._lock:
+            self._in_flight.discard(future)
+        self.wake()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        super().stop(timeout)
+        self._pool.shutdown(wait=True, cancel_futures=False)
+
+
+def main(argv: list[str] | None = None, *, resources=None) -> int:
+    p = cli.parser(__doc__)
+    p.add_argument("--limit", type=int, default=100, help="answer at most this many conversations")
+    p.add_argument("--conversation", type=int, default=None, help="answer this one conversation now, due or not")
+    args = p.parse_args(argv)
+
+    def work(res):
+        providers = ProviderRegistry(secret_key=res.settings.secret_key)
+        return answer_due(res.db, res.redis, providers, snapshot=load_directives(), limit=args.limit,
+                          conversation_id=args.conversation)
+
+    return cli.run_command(work, redis=True, resources=resources)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

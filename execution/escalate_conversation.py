@@ -1,0 +1,115 @@
+"""Hand a conversation to the agent because a customer needs a person: handoff reply, HUMAN, alert.
+
+Reads: the escalation_triggers directive (the agent alert's wording), the agent's own phone.
+Writes: the handoff reply (an AI send behind the fence), conversations.mode = HUMAN through
+set_mode_human (reason escalation:<rule>), one escalations row (needs_attention raised), and a
+WhatsApp alert to the agent's own number in their alerts chat (kept HUMAN so the assistant never
+talks to the agent); escalations.alert_status records whether the agent was told.
+Guard: idempotency keys handoff:{message id} and alert:{escalation id}; UNIQUE (conversation_id,
+message_id) on escalations, so a retry escalates once.
+
+usage: python -m execution.escalate_conversation --conversation 42 --reason "VIP customer"
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from execution.check_escalation import EscalationDecision
+from execution.identify_conversation import identify_conversation
+from execution.lib import cli, conversation_store, escalation_store, tenant_store
+from execution.lib.db import Database
+from execution.lib.directives import Snapshot, load_directives
+from execution.lib.errors import NotFound
+from execution.lib.providers import ProviderRegistry, provider_class
+from execution.send_whatsapp_message import OutboundContent, SendOutcome, send_whatsapp_message
+from execution.set_mode_human import set_mode_human
+
+
+@dataclass(frozen=True)
+class EscalationReport:
+    conversation_id: int
+    rule: str
+    escalation_id: int | None
+    alert: str | None
+    sends: tuple[str, ...] = ()
+
+
+def escalate_conversation(
+    db: Database, redis, providers: ProviderRegistry, *, snapshot: Snapshot, conversation: dict, agent: dict,
+    message: dict, decision: EscalationDecision, expected_mode_version: int | None,
+) -> EscalationReport:
+    """Tell the customer, step aside, and tell the agent; each step once, whatever is retried."""
+    sends = []
+    if decision.reply:
+        handoff = send_whatsapp_message(
+            db, redis, providers, snapshot=snapshot, conversation_id=conversation["id"],
+            idempotency_key=f"handoff:{message['id']}", author="ai", content=OutboundContent(text=decision.reply),
+            expected_mode_version=expected_mode_version)
+        sends.append(handoff.outcome.value)
+    with db.transaction() as conn:
+        set_mode_human(conn, snapshot=snapshot, conversation_id=conversation["id"], actor="assistant",
+                       reason=f"escalation:{decision.rule}")
+        escalation_id = escalation_store.insert_escalation(
+            conn, organization_id=conversation["organization_id"], conversation_id=conversation["id"],
+            message_id=message["id"], rule=decision.rule, category=decision.category)
+    alert = None
+    if escalation_id is not None:
+        alert = _alert_agent(db, redis, providers, snapshot, conversation, agent, message, decision, escalation_id)
+        sends.append(alert)
+    return EscalationReport(conversation["id"], decision.rule, escalation_id, alert, tuple(sends))
+
+
+def _alert_agent(db, redis, providers, snapshot, conversation, agent, message, decision, escalation_id: int) -> str:
+    """A WhatsApp message to the agent's own number through the channel (the inbox flag is already up)."""
+    if not agent.get("phone"):
+        with db.connection() as conn:
+            escalation_store.set_alert_status(conn, escalation_id=escalation_id, status="no_phone")
+        return "no_phone"
+    with db.transaction() as conn:
+        channel = tenant_store.get_channel(conn, channel_id=conversation["channel_id"])
+        alerts = identify_conversation(conn, channel=channel, display_name=f"{agent['name']} (alerts)",
+                                       chat_id=provider_class(channel["provider"]).chat_key(agent["phone"]))
+        if alerts["mode"] == "AI":   # the assistant never talks to the agent in their alerts chat
+            set_mode_human(conn, snapshot=snapshot, conversation_id=alerts["id"], actor="assistant",
+                           reason="agent_alerts")
+    template = snapshot["escalation_triggers"]["agent_alert"]["ar" if agent["language"] == "ar" else "en"]
+    customer = (provider_class(channel["provider"]).describe_chat(conversation["chat_id"]).contact_key
+                or conversation["chat_id"])
+    result = send_whatsapp_message(
+        db, redis, providers, snapshot=snapshot, conversation_id=alerts["id"], idempotency_key=f"alert:{escalation_id}",
+        author="system", content=OutboundContent(text=template.format(
+            customer=customer, category=decision.category, rule=decision.rule, excerpt=(message["body"] or "")[:160])))
+    status = "sent" if result.outcome in (SendOutcome.SENT, SendOutcome.DUPLICATE) else "failed"
+    with db.connection() as conn:
+        escalation_store.set_alert_status(conn, escalation_id=escalation_id, status=status)
+    return status
+
+
+def main(argv: list[str] | None = None, *, resources=None) -> int:
+    p = cli.parser(__doc__)
+    p.add_argument("--conversation", type=int, required=True, help="conversation id")
+    p.add_argument("--reason", default="cli", help="why the agent is needed (shown to the agent)")
+    args = p.parse_args(argv)
+
+    def work(res):
+        from execution.generate_ai_response import agent_profile
+
+        with res.db.connection() as conn:
+            conversation = conversation_store.get_conversation(conn, conversation_id=args.conversation)
+            if conversation is None:
+                raise NotFound(f"conversation {args.conversation} does not exist")
+            last = conversation_store.unanswered_customer_messages(conn, conversation_id=args.conversation)
+            if not last:
+                raise NotFound(f"conversation {args.conversation} has no customer message to escalate")
+            agent = agent_profile(conn, agent_id=conversation["agent_id"])
+        decision = EscalationDecision(True, "en", rule="operator", category="human_request", why=args.reason)
+        return escalate_conversation(res.db, res.redis, ProviderRegistry(secret_key=res.settings.secret_key),
+                                     snapshot=load_directives(), conversation=conversation, agent=agent,
+                                     message=last[-1], decision=decision, expected_mode_version=None)
+
+    return cli.run_command(work, redis=True, resources=resources)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

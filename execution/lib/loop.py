@@ -1,0 +1,59 @@
+"""One polling loop for every background job (event worker, responder): wake-ups, idling, outages."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+import psycopg2
+
+from execution.lib.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class PollingLoop:
+    """Run `step()` in a thread until stopped.
+
+    `step` returns True when it found work: the loop then runs again at once; otherwise it waits
+    `idle_s` or until `wake()`. A database outage backs off exponentially up to `max_backoff_s`.
+    """
+
+    def __init__(self, name: str, step: Callable[[], bool], *, idle_s: float = 0.25,
+                 max_backoff_s: float = 30.0) -> None:
+        self.name = name
+        self._step = step
+        self.idle_s = idle_s
+        self.max_backoff_s = max_backoff_s
+        self.stop_event = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def wake(self, *_args) -> None:
+        self._wake.set()
+
+    def run(self) -> None:
+        failures = 0
+        while not self.stop_event.is_set():
+            try:
+                self._wake.clear()
+                busy = self._step()
+                failures = 0
+                if not busy:
+                    self._wake.wait(self.idle_s)
+            except (DatabaseUnavailable, psycopg2.Error) as exc:
+                failures += 1
+                log.warning("%s: database unavailable (%s); retrying", self.name, type(exc).__name__)
+                self.stop_event.wait(min(self.max_backoff_s, 0.5 * 2 ** min(failures, 6)))
+
+    def start(self) -> "PollingLoop":
+        self._thread = threading.Thread(target=self.run, name=self.name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stop_event.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
