@@ -136,19 +136,28 @@ def read_request(route: str, request: WebhookRequest):
 
 def authorize(receiver: type[ChannelProvider], request: WebhookRequest, envelopes,
               channels: dict[str, dict | None]) -> list[PendingEvent]:
-    """Every channel the body speaks for must exist and authenticate it; Unauthorized otherwise."""
-    for channel in channels.values():
-        if channel is None:
-            try:
-                receiver.verify(request, _NO_CHANNEL)
-            except Unauthorized:
-                pass
-            raise unauthorized()
+    """Every known channel the body speaks for must authenticate it; Unauthorized when none is known.
+
+    One Meta app may deliver, in one signed body, events for numbers that are not connected here:
+    those are skipped (the signature of a connected number already proved the body authentic),
+    so the connected numbers' events are not refused with them and re-sent for days.
+    """
+    known = {instance: channel for instance, channel in channels.items() if channel is not None}
+    if not known:
+        try:
+            receiver.verify(request, _NO_CHANNEL)   # the same work as a real check, then the same refusal
+        except Unauthorized:
+            pass
+        raise unauthorized()
+    for channel in known.values():
         provider_class(channel["provider"]).verify(request, channel)
+    if len(known) < len(channels):
+        log.info("webhook: skipped %s event(s) for numbers not connected here", sum(
+            1 for e in envelopes if e.instance_key not in known))
     return [
-        PendingEvent(channels[e.instance_key]["provider"], channels[e.instance_key]["id"], e.event_key,
+        PendingEvent(known[e.instance_key]["provider"], known[e.instance_key]["id"], e.event_key,
                      e.event_type, e.payload)
-        for e in envelopes
+        for e in envelopes if e.instance_key in known
     ]
 
 

@@ -266,6 +266,18 @@ def load_fixture(name: str) -> dict:
     return json.loads((FIXTURES / name).read_text())
 
 
+class StaticDirectives:
+    """A directive store that always serves one snapshot (the app's tests run with SNAPSHOT)."""
+
+    errors: tuple[str, ...] = ()
+
+    def __init__(self, snapshot=None) -> None:
+        self.snapshot = snapshot or SNAPSHOT
+
+    def current(self):
+        return self.snapshot
+
+
 def post_green_api(db, payload: dict | bytes, *, token: str = WEBHOOK_TOKEN):
     """Store a Green API webhook through the one receive path, as the route does."""
     import json
@@ -275,3 +287,44 @@ def post_green_api(db, payload: dict | bytes, *, token: str = WEBHOOK_TOKEN):
 
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     return receive(db, route="green-api", request=WebhookRequest("POST", {"authorization": f"Bearer {token}"}, {}, body))
+
+
+# ------------------------------------------------------------------ Meta Cloud API channel fixtures
+
+META_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "meta"
+META_APP_SECRET = "test_app_secret_not_real"     # the key SOURCES.md's signatures were made with
+META_VERIFY_TOKEN = "test-verify-token-not-real"
+META_PHONE_NUMBER_ID = "100000000000001"
+
+
+def meta_signature(body: bytes, secret: str = META_APP_SECRET) -> str:
+    import hashlib
+    import hmac
+
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@pytest.fixture
+def fake_graph_api():
+    from tests.fakes.meta_graph_server import FakeGraphApi
+
+    server = FakeGraphApi(phone_number_id=META_PHONE_NUMBER_ID).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def meta_channel(resources, fake_graph_api):
+    """An agency, an agent and a Meta Cloud API number pointing at the fake Graph API (committed)."""
+    from execution.lib import tenant_store
+    from execution.register_channel import register_channel
+
+    with resources.db.transaction() as c:
+        org = tenant_store.upsert_organization(c, slug="meta-homes", name="Meta Homes")
+        tenant_store.upsert_agent(c, organization_id=org["id"], email="agent@meta-homes.example", name="Mona",
+                                  password_hash=None, phone="15550000009", gender="female")
+        reg = register_channel(c, agent_email="agent@meta-homes.example", provider="meta_cloud",
+                               instance_id=META_PHONE_NUMBER_ID, api_url=fake_graph_api.url,
+                               api_token=fake_graph_api.token, app_secret=META_APP_SECRET,
+                               webhook_token=META_VERIFY_TOKEN, secret_key=resources.settings.secret_key)
+        return tenant_store.get_channel(c, channel_id=reg.channel_id)

@@ -155,6 +155,20 @@ class ChannelProvider(ABC):
     def describe_chat(cls, chat_id: str) -> ChatInfo:
         """Whether a chat id is a group, and the contact key of the person behind it."""
 
+    # ------------------------------------------------------------------ connecting a number
+
+    default_api_url: ClassVar[str | None] = None
+    signs_webhooks: ClassVar[bool] = False     # True: the channel needs a signing secret (Meta: app secret)
+
+    @classmethod
+    def check_instance(cls, instance_id: str) -> None:
+        """BadRequest when an instance id cannot be this provider's (a typo caught at registration)."""
+
+    @classmethod
+    def webhook_setup(cls, *, webhook_url: str, webhook_token: str) -> dict:
+        """What to enter in the provider's console so that it sends webhooks here."""
+        return {"webhook_url": webhook_url, "webhook_token": webhook_token}
+
     # ------------------------------------------------------------------ sending
 
     @classmethod

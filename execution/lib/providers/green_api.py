@@ -42,6 +42,18 @@ log = logging.getLogger(__name__)
 
 NAME = "green_api"
 DEFAULT_API_URL = "https://api.green-api.com"
+# The notifications this service needs (setSettings / the console); see SETUP.md.
+WEBHOOK_SETTINGS = {
+    "incomingWebhook": "yes",
+    "outgoingMessageWebhook": "yes",
+    "outgoingAPIMessageWebhook": "yes",
+    "outgoingWebhook": "yes",
+    "stateWebhook": "yes",
+    "incomingCallWebhook": "yes",
+    "pollMessageWebhook": "yes",
+    "editedMessageWebhook": "yes",
+    "deletedMessageWebhook": "yes",
+}
 # Chats nobody should ever be answered in: status updates, channels (newsletters), broadcast lists.
 _UNANSWERABLE_DOMAINS = ("broadcast", "newsletter")
 _PERSON_CHAT = re.compile(r"^\d{5,20}@(c\.us|lid)$")
@@ -272,6 +284,17 @@ class GreenApiReceiver(ChannelProvider):
     """Green API's webhooks: one body is one event; a bearer token authenticates it."""
 
     route = "green-api"
+    default_api_url = DEFAULT_API_URL
+
+    @classmethod
+    def check_instance(cls, instance_id: str) -> None:
+        if not instance_id.isdigit():
+            raise BadRequest("a Green API instance is its numeric idInstance")
+
+    @classmethod
+    def webhook_setup(cls, *, webhook_url: str, webhook_token: str) -> dict:
+        """The body of Green API's setSettings (or the console's fields) for this service."""
+        return {"webhookUrl": webhook_url, "webhookUrlToken": webhook_token, **WEBHOOK_SETTINGS}
 
     @classmethod
     def envelopes(cls, payload: dict) -> list[Envelope]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_exponential
 
-from execution.lib.errors import ConfigError, ProviderOutcomeUnknown, ProviderRejected, ProviderRetryable
+from execution.lib.errors import BadRequest, ConfigError, ProviderOutcomeUnknown, ProviderRejected, ProviderRetryable
 from execution.lib.providers.base import (
     ChannelProvider,
     ChatInfo,
@@ -71,6 +71,18 @@ class MetaCloudProvider(ChannelProvider):
     route = "meta"
     window_hours = 24
     sends_templates = True
+    default_api_url = DEFAULT_API_URL
+    signs_webhooks = True
+
+    @classmethod
+    def check_instance(cls, instance_id: str) -> None:
+        if not instance_id.isdigit():
+            raise BadRequest("a Meta number is registered by its numeric phone number ID (WhatsApp > API Setup)")
+
+    @classmethod
+    def webhook_setup(cls, *, webhook_url: str, webhook_token: str) -> dict:
+        """What to paste in the Meta app dashboard (WhatsApp > Configuration > Webhook)."""
+        return {"callback_url": webhook_url, "verify_token": webhook_token, "subscribe_fields": ["messages"]}
 
     def __init__(
         self,
