@@ -13,7 +13,7 @@ usage: python -m execution.generate_ai_response --conversation 42
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from execution.lib import cli, conversation_store, formatting, property_store, tenant_store
 from execution.lib.criteria import Criteria, detect_language, extract
@@ -21,7 +21,7 @@ from execution.lib.db import Connection
 from execution.lib.directives import Snapshot, load_directives, localized
 from execution.lib.errors import NotFound
 from execution.lib.text import normalize
-from execution.property_lookup import remember_preferences, search
+from execution.property_lookup import find_listings, remember_preferences
 
 # What a customer asks about a listing already on the table, by the field that answers it.
 _QUESTIONS = {
@@ -108,13 +108,8 @@ def generate_ai_response(
         return done("ask")
 
     limit = min(retrieval["max_results"], sending["max_listings_per_reply"])
-    criteria = replace(prefs, include_unavailable=prefs.include_unavailable or retrieval["include_unavailable"])
-    hits, kind = search(conn, agent_id=conversation["agent_id"], criteria=criteria, text=text, limit=limit), "results"
-    for relax in retrieval["relax_when_empty"]:
-        if hits:
-            break
-        criteria = _relaxed(criteria, relax)
-        hits, kind = search(conn, agent_id=conversation["agent_id"], criteria=criteria, text=text, limit=limit), "closest"
+    hits, kind = find_listings(conn, agent_id=conversation["agent_id"], criteria=prefs, text=text,
+                               retrieval=retrieval, limit=limit)
     if not hits:
         parts.append(t("no_results"))
         parts += _questions(prefs, retrieval, t)
@@ -150,16 +145,6 @@ def _questions(prefs: Criteria, retrieval, t) -> list[str]:
     missing = set(prefs.missing())
     asks = [f for f in retrieval["ask_for_missing"] if f in missing][: retrieval["ask_at_most"]]
     return [t(f"ask_{field}") for field in asks]
-
-
-def _relaxed(c: Criteria, what: str) -> Criteria:
-    return {
-        "amenities": lambda: replace(c, amenities=()),
-        "size": lambda: replace(c, size_min=None, size_max=None),
-        "bedrooms": lambda: replace(c, bedrooms_min=None, bedrooms_max=None),
-        "budget": lambda: replace(c, price_min=None, price_max=None),
-        "type": lambda: replace(c, property_types=()),
-    }[what]()
 
 
 def _fit(body: str, limit: int) -> str:

@@ -1,6 +1,8 @@
 """Find an agent's own listings for what a customer asked: filters, area aliases, text ranking, reasons.
 
-Reads: properties, location_areas, location_aliases (only the given agent's listings, always).
+Reads: properties, location_areas, location_aliases (only the given agent's listings, always), and
+the property_retrieval directive, applied exactly as live replies apply it (budget tolerance, result
+count, unavailable listings, what to relax when nothing matches).
 Writes: conversations.preferences when a conversation is given (criteria accumulate over turns).
 Guard: the preferences row is locked FOR UPDATE while it is merged.
 
@@ -11,13 +13,14 @@ usage: python -m execution.property_lookup --agent EMAIL --text "3 bedroom flat 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from execution.lib import cli, conversation_store, formatting, property_store, tenant_store
 from execution.lib import criteria as vocabulary
 from execution.lib.criteria import Criteria, extract, merge
 from execution.lib.db import Connection, transaction
+from execution.lib.directives import load_directives
 from execution.lib.errors import NotFound
 from execution.lib.text import normalize
 
@@ -99,6 +102,30 @@ def search(
     ]
 
 
+def find_listings(conn: Connection, *, agent_id: int, criteria: Criteria, text: str | None, retrieval,
+                  limit: int) -> tuple[list[Hit], str]:
+    """Search as the property_retrieval directive says; ("results" | "closest", hits) after relaxing."""
+    criteria = replace(criteria, include_unavailable=criteria.include_unavailable or retrieval["include_unavailable"])
+    hits = search(conn, agent_id=agent_id, criteria=criteria, text=text, limit=limit)
+    kind = "results"
+    for relax in retrieval["relax_when_empty"]:
+        if hits:
+            break
+        criteria, kind = _relaxed(criteria, relax), "closest"
+        hits = search(conn, agent_id=agent_id, criteria=criteria, text=text, limit=limit)
+    return hits, kind
+
+
+def _relaxed(c: Criteria, what: str) -> Criteria:
+    return {
+        "amenities": lambda: replace(c, amenities=()),
+        "size": lambda: replace(c, size_min=None, size_max=None),
+        "bedrooms": lambda: replace(c, bedrooms_min=None, bedrooms_max=None),
+        "budget": lambda: replace(c, price_min=None, price_max=None),
+        "type": lambda: replace(c, property_types=()),
+    }[what]()
+
+
 def get_property(conn: Connection, *, agent_id: int, reference: str) -> dict:
     """One of the agent's listings by reference (any case); NotFound for anyone else's."""
     row = property_store.get_property(conn, agent_id=agent_id, reference=reference.strip())
@@ -124,7 +151,7 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--text", help="a customer message to read criteria from")
     what.add_argument("--reference", help="show one listing")
-    p.add_argument("--limit", type=int, default=5)
+    p.add_argument("--limit", type=int, default=None, help="at most this many (default: as replies show)")
     p.add_argument("--lang", choices=("en", "ar"), default=None, help="language of the formatted reply")
     args = p.parse_args(argv)
 
@@ -136,14 +163,20 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
             if args.reference:
                 row = get_property(conn, agent_id=agent["id"], reference=args.reference)
                 return {"property": row, "card": formatting.listing_card(row, lang=args.lang or "en")}
+            snapshot = load_directives()
+            retrieval = snapshot["property_retrieval"]
+            limit = args.limit or min(retrieval["max_results"],
+                                      snapshot["message_sending_rules"]["max_listings_per_reply"])
             aliases = property_store.load_aliases(conn, organization_id=agent["organization_id"])
-            criteria = extract(args.text, aliases=aliases)
-            hits = search(conn, agent_id=agent["id"], criteria=criteria, text=args.text, limit=args.limit)
+            criteria = extract(args.text, aliases=aliases, tolerance_pct=retrieval["budget_tolerance_pct"])
+            hits, kind = find_listings(conn, agent_id=agent["id"], criteria=criteria, text=args.text,
+                                       retrieval=retrieval, limit=limit)
         lang = args.lang or ("ar" if criteria.language == "ar" else "en")
         return {
             "criteria": criteria.to_json(),
             "evidence": list(criteria.evidence),
             "missing": list(criteria.missing()),
+            "kind": kind,
             "hits": [{"reference": h.reference, "reasons": list(h.reasons)} for h in hits],
             "reply": formatting.short_list([h.property for h in hits], lang=lang),
         }

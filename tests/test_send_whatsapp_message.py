@@ -175,9 +175,7 @@ def test_token_never_reaches_the_logs(resources, registry, conversation, fake_gr
 
 def test_echo_of_our_send_is_reconciled(resources, registry, conversation, fake_green_api, green_channel):
     from execution.worker import run_once
-    from tests.conftest import load_fixture
-    from tests.conftest import post_green_api
-    from tests.conftest import WEBHOOK_TOKEN
+    from tests.conftest import load_fixture, post_green_api
 
     report = send(resources, registry, conversation, "reply:echo")
     echo = load_fixture("greenapi_outgoing_api.json")

@@ -36,7 +36,7 @@ class Settings:
     db_statement_timeout_ms: int = 5000
     db_connect_timeout_s: int = 5
     anthropic_api_key: str | None = field(default=None, repr=False)
-    anthropic_model: str = "claude-sonnet-4-5"
+    anthropic_model: str = "claude-sonnet-5-5"
     anthropic_timeout_s: float = 30.0
     anthropic_max_retries: int = 2
     run_worker: bool = True
@@ -138,7 +138,7 @@ def load_settings(
         db_statement_timeout_ms=_as_int(values, "DB_STATEMENT_TIMEOUT_MS", 5000),
         db_connect_timeout_s=_as_int(values, "DB_CONNECT_TIMEOUT_S", 5),
         anthropic_api_key=_optional(values, "ANTHROPIC_API_KEY"),
-        anthropic_model=values.get("ANTHROPIC_MODEL", "").strip() or "claude-sonnet-4-5",
+        anthropic_model=values.get("ANTHROPIC_MODEL", "").strip() or "claude-sonnet-5-5",
         anthropic_timeout_s=_as_float(values, "ANTHROPIC_TIMEOUT_S", 30.0),
         anthropic_max_retries=_as_int(values, "ANTHROPIC_MAX_RETRIES", 2),
         run_worker=_as_bool(values, "RUN_WORKER", True),

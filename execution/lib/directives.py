@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from execution.lib.directive_checks import Check
 from execution.lib.directive_schemas import SCHEMAS
 from execution.lib.errors import AppError
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import psycopg2
 
@@ -21,8 +21,8 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 MAX_BACKOFF_S = 60.0
 
-Apply = Callable[..., "ProcessResult"]   # (conn, *, event, final_attempt) -> ProcessResult
-OnProcessed = Callable[["ProcessResult"], None]
+Apply = Callable[..., Any]        # (conn, *, event, final_attempt) -> process_inbound.ProcessResult
+OnProcessed = Callable[[Any], None]
 
 
 @dataclass

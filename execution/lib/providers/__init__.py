@@ -48,6 +48,10 @@ class ProviderRegistry:
         with self._lock:
             provider = self._cache.get(channel["id"])
             if provider is None:
-                provider = provider_class(channel["provider"]).from_channel(channel, secret_key=self._secret_key)
+                cls = provider_class(channel["provider"])
+                if not channel.get("api_token_encrypted") and cls.needs_credentials:
+                    # Connected but no credentials yet: record what would be sent, send nothing.
+                    cls = next(c for c in _classes().values() if not c.needs_credentials and c.route == cls.route)
+                provider = cls.from_channel(channel, secret_key=self._secret_key)
                 self._cache[channel["id"]] = provider
             return provider

@@ -158,6 +158,7 @@ class ChannelProvider(ABC):
     # ------------------------------------------------------------------ connecting a number
 
     default_api_url: ClassVar[str | None] = None
+    needs_credentials: ClassVar[bool] = True   # False: sends nowhere real (the sandbox)
     signs_webhooks: ClassVar[bool] = False     # True: the channel needs a signing secret (Meta: app secret)
 
     @classmethod

@@ -376,10 +376,6 @@ class GreenApiProvider(GreenApiReceiver):
 
     @classmethod
     def from_channel(cls, channel: dict, *, secret_key: str) -> ChannelProvider:
-        if not channel.get("api_token_encrypted"):   # no credentials yet: record sends, send nothing
-            from execution.lib.providers.sandbox import SandboxProvider
-
-            return SandboxProvider(instance_id=channel["instance_id"])
         return cls(api_url=channel.get("api_url") or DEFAULT_API_URL, id_instance=channel["instance_id"],
                    api_token=decrypt_secret(secret_key, channel["api_token_encrypted"]))
 

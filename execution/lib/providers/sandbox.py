@@ -17,6 +17,7 @@ NAME = "sandbox"
 
 class SandboxProvider(GreenApiReceiver):
     name = NAME
+    needs_credentials = False
 
     def __init__(self, *, instance_id: str) -> None:
         self.instance_id = instance_id
