@@ -9,21 +9,41 @@ from fastapi.testclient import TestClient
 
 from execution.lib.listing_import import import_listings
 from main import create_app
-from tests.conftest import WEBHOOK_TOKEN, load_fixture
+from tests.conftest import SHIPPED, SNAPSHOT, WEBHOOK_TOKEN, StaticDirectives, load_fixture
 from tests.waiting import wait_for
 
 AUTH = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
 DEMO = Path(__file__).resolve().parents[1] / "execution" / "demo_data" / "listings_nile_homes.csv"
 
 
-@pytest.fixture
-def app(resources, green_channel):
+def _serve(resources, green_channel, snapshot):
     with resources.db.transaction() as c:
         agent = {"id": green_channel["agent_id"], "organization_id": green_channel["organization_id"],
                  "email": "agent@acme.example"}
         assert not import_listings(c, path=DEMO, agent=agent, reassign=True).errors
-    with TestClient(create_app(resources, run_worker=True)) as client:
+    return TestClient(create_app(resources, run_worker=True, directives=StaticDirectives(snapshot)))
+
+
+@pytest.fixture
+def app(resources, green_channel):
+    with _serve(resources, green_channel, SNAPSHOT) as client:    # no burst window, no pacing
         yield client
+
+
+@pytest.fixture
+def bursty_app(resources, green_channel):
+    with _serve(resources, green_channel, SHIPPED) as client:     # the shipped 1.5 s burst window
+        yield client
+
+
+def _settled(resources):
+    """Every stored event applied and no reply scheduled: whatever was going to be sent has been decided."""
+    with resources.db.connection() as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) AS n FROM webhook_events WHERE status NOT IN ('done', 'ignored')")
+        pending = cur.fetchone()["n"]
+        cur.execute("SELECT count(*) AS n FROM conversations WHERE reply_due_at IS NOT NULL "
+                    "OR reply_claim_until IS NOT NULL")
+        return pending == 0 and cur.fetchone()["n"] == 0
 
 
 def _customer(text, n, chat="15550000001@c.us"):
@@ -82,7 +102,7 @@ def test_an_arabic_discount_request_hands_over_and_alerts_the_agent(app, resourc
     assert escalations() == [{"rule": "price_negotiation", "category": "negotiation", "alert_status": "sent"}]
     # The customer writes again: the agent has it now, the assistant stays silent.
     app.post("/webhooks/green-api", json=_customer("hello??", 2), headers=AUTH)
-    time.sleep(2.5)
+    wait_for(lambda: _settled(resources))
     assert len(_sent_to(fake_green_api)) == 1
 
 
@@ -95,16 +115,16 @@ def test_a_reply_from_the_agents_phone_silences_the_assistant(app, resources, fa
     wait_for(lambda: _conversation(resources)["mode"] == "HUMAN")
     assert _conversation(resources)["mode_reason"] == "phone_reply"
     app.post("/webhooks/green-api", json=_customer("and with 3 bedrooms?", 2), headers=AUTH)
-    time.sleep(2.5)
+    wait_for(lambda: _settled(resources))
     assert len(_sent_to(fake_green_api)) == 1
 
 
-def test_five_messages_in_one_second_get_one_reply(app, resources, fake_green_api):
+def test_five_messages_in_one_second_get_one_reply(bursty_app, resources, fake_green_api):
     for n, text in enumerate(["hi", "I want to buy", "a flat", "in New Cairo", "3 bedrooms"]):
-        app.post("/webhooks/green-api", json=_customer(text, n), headers=AUTH)
-        time.sleep(0.2)
+        bursty_app.post("/webhooks/green-api", json=_customer(text, n), headers=AUTH)
+        time.sleep(0.2)   # the customer types: this is the input, not a wait for a result
     replies = wait_for(lambda: _sent_to(fake_green_api))
-    time.sleep(2.5)
+    wait_for(lambda: _settled(resources))
     assert len(_sent_to(fake_green_api)) == 1
     # Answered together: the reply uses what all five said.
     assert "NH-0058" in replies[0] and "3-bedroom apartment for sale in New Cairo" in replies[0]

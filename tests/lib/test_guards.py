@@ -94,3 +94,20 @@ def test_idempotency_claim_is_won_once_under_a_race(redis_client):
 def test_empty_idempotency_key_is_refused(redis_client):
     with pytest.raises(ValueError):
         claim_idempotency(redis_client, "", ttl_s=1)
+
+
+def test_a_kept_alive_lock_outlives_its_ttl_and_expires_after(redis_client):
+    import time
+
+    from execution.lib.guards import RedisLock
+
+    lock = RedisLock(redis_client, "lock:conversation:keep", ttl_ms=150, wait_ms=0)
+    with lock, lock.kept_alive(every_s=0.03):
+        time.sleep(0.4)                                    # a slow generation, well past the TTL
+        assert redis_client.get("lock:conversation:keep") == lock.token
+    assert redis_client.get("lock:conversation:keep") is None
+    lock.acquire()
+    with lock.kept_alive(every_s=0.03):
+        pass                                               # the keeper stops with the block ...
+    time.sleep(0.3)
+    assert redis_client.get("lock:conversation:keep") is None   # ... so a dead holder's lock still expires
