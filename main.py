@@ -117,8 +117,9 @@ def create_app(
         if res.settings.is_production:
             return _refuse(404, "the simulator is off in production")
         with res.db.connection() as conn:
-            return JSONResponse(jsonable(message_store.chat_timeline(conn, channel_id=channel_id, chat_id=chat_id,
-                                                                     after_id=after_id)))
+            timeline = message_store.sandbox_chat_timeline(conn, channel_id=channel_id, chat_id=chat_id,
+                                                           after_id=after_id)
+        return JSONResponse(jsonable(timeline))
 
     @app.exception_handler(AppError)
     def refuse_with_reason(request: Request, exc: AppError) -> JSONResponse:

@@ -154,3 +154,28 @@ def test_the_app_answers_with_the_snapshot_it_was_given(resources, sara, fake_gr
         state = conversation_store.conversation_state(
             conn, conversation_id=_one(resources.db, "SELECT id FROM conversations")["id"])
     assert state["reply_due_at"] is None and fake_green_api.calls() == []   # text is not answered under this edit
+
+
+def test_the_inbox_getters_see_only_the_owners_rows(resources, green_channel, meta_channel):
+    from execution.identify_conversation import identify_conversation
+    from execution.lib import message_store
+
+    with resources.db.transaction() as c:
+        mine = identify_conversation(c, channel=green_channel, chat_id="15550000001@c.us")
+        theirs = identify_conversation(c, channel=meta_channel, chat_id="15550000002")
+    me, other = green_channel["agent_id"], meta_channel["agent_id"]
+    with resources.db.connection() as c:
+        assert conversation_store.conversation_for_agent(c, agent_id=me, conversation_id=mine["id"])["id"] == mine["id"]
+        assert conversation_store.conversation_for_agent(c, agent_id=me, conversation_id=theirs["id"]) is None
+        assert [r["id"] for r in conversation_store.conversations_for_agent(c, agent_id=other)] == [theirs["id"]]
+        assert message_store.thread_for_agent(c, agent_id=me, conversation_id=theirs["id"]) is None
+        assert message_store.thread_for_agent(c, agent_id=other, conversation_id=theirs["id"]) == []
+
+
+def test_the_simulator_never_reads_a_real_channels_chat(resources, green_channel):
+    post_green_api(resources.db, load_fixture("greenapi_incoming_text.json"))
+    run_once(resources.db, snapshot=SNAPSHOT)
+    chat = _one(resources.db, "SELECT chat_id FROM conversations")["chat_id"]
+    with TestClient(create_app(resources, run_worker=False, directives=StaticDirectives())) as client:
+        r = client.get("/simulator/api/messages", params={"channel_id": green_channel["id"], "chat_id": chat})
+    assert r.status_code == 200 and r.json()["messages"] == []     # a Green API channel's customer stays private

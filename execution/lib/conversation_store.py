@@ -237,3 +237,32 @@ def resume_idle_human_conversations(conn: Connection, *, after_hours: int) -> li
             {"h": after_hours},
         )
         return [r["id"] for r in cur]
+
+
+def conversation_for_agent(conn: Connection, *, agent_id: int, conversation_id: int) -> dict | None:
+    """One conversation, only for the agent who owns it (the inbox's getter); None for anyone else's."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT id, organization_id, agent_id, channel_id, chat_id, is_group, title, mode, mode_version,
+                   mode_reason, mode_changed_at, status, unread_count, needs_attention, preferences,
+                   last_inbound_at, last_message_at
+              FROM conversations WHERE id = %s AND agent_id = %s
+            """,
+            (conversation_id, agent_id),
+        )
+        return cur.fetchone()
+
+
+def conversations_for_agent(conn: Connection, *, agent_id: int, limit: int = 50) -> list[dict]:
+    """The agent's conversations, newest activity first (the inbox list)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT id, chat_id, title, mode, unread_count, needs_attention, last_message_at
+              FROM conversations WHERE agent_id = %s
+             ORDER BY last_message_at DESC NULLS LAST, id DESC LIMIT %s
+            """,
+            (agent_id, limit),
+        )
+        return cur.fetchall()

@@ -186,11 +186,19 @@ def finish_outbox(
         )
 
 
-def chat_timeline(conn: Connection, *, channel_id: int, chat_id: str, after_id: int = 0, limit: int = 200) -> dict:
-    """One chat's messages after `after_id` as the customer sees them, with the conversation's mode."""
+def sandbox_chat_timeline(conn: Connection, *, channel_id: int, chat_id: str, after_id: int = 0,
+                          limit: int = 200) -> dict:
+    """One sandbox chat's messages after `after_id` as the customer sees them (the simulator's view).
+
+    Only a sandbox channel's chats: the simulator has no login, so it never reads a real customer's.
+    """
     with conn.cursor() as cur:
-        cur.execute("SELECT id, mode, mode_reason FROM conversations WHERE channel_id = %s AND chat_id = %s",
-                    (channel_id, chat_id))
+        cur.execute(
+            """
+            SELECT cv.id, cv.mode, cv.mode_reason FROM conversations cv JOIN channels ch ON ch.id = cv.channel_id
+             WHERE cv.channel_id = %s AND cv.chat_id = %s AND ch.provider = 'sandbox'
+            """,
+            (channel_id, chat_id))
         convo = cur.fetchone()
         if convo is None:
             return {"mode": None, "messages": []}
@@ -204,3 +212,21 @@ def chat_timeline(conn: Connection, *, channel_id: int, chat_id: str, after_id: 
             (convo["id"], after_id, limit),
         )
         return {"mode": convo["mode"], "mode_reason": convo["mode_reason"], "messages": cur.fetchall()}
+
+
+def thread_for_agent(conn: Connection, *, agent_id: int, conversation_id: int, after_id: int = 0,
+                     limit: int = 200) -> list[dict] | None:
+    """A conversation's whole timeline, for the agent who owns it only; None for anyone else's."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM conversations WHERE id = %s AND agent_id = %s", (conversation_id, agent_id))
+        if cur.fetchone() is None:
+            return None
+        cur.execute(
+            """
+            SELECT id, direction, author, message_type, body, media, delivery_status, status_detail,
+                   directive_versions, created_at
+              FROM messages WHERE conversation_id = %s AND id > %s ORDER BY id LIMIT %s
+            """,
+            (conversation_id, after_id, limit),
+        )
+        return cur.fetchall()
