@@ -19,12 +19,10 @@ usage: python -m execution.send_whatsapp_message --conversation 42 --text "Hello
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import redis as redis_lib
 
@@ -39,54 +37,12 @@ from execution.lib.errors import (
     ProviderQuotaExceeded,
 )
 from execution.lib.guards import reserve_send_slot
+from execution.lib.outbound import OutboundContent, SendOutcome, SendReport, call_provider, outside_window
 from execution.lib.providers import ProviderRegistry, provider_class
 
 log = logging.getLogger(__name__)
 
-
-class SendOutcome(str, enum.Enum):
-    SENT = "sent"
-    DUPLICATE = "duplicate"
-    SUPPRESSED = "suppressed"
-    FAILED = "failed"
-    UNKNOWN = "unknown"
-    QUOTA_EXCEEDED = "quota_exceeded"
-    OUTSIDE_WINDOW = "outside_window"
-
-
-@dataclass(frozen=True)
-class OutboundContent:
-    kind: str = "text"                 # text | file | location | template
-    text: str | None = None
-    url: str | None = None
-    file_name: str | None = None
-    latitude: float | None = None
-    longitude: float | None = None
-    name: str | None = None            # location name, or the template's name
-    address: str | None = None
-    language: str | None = None        # template language code (en, ar, en_US)
-    parameters: tuple[str, ...] = field(default=())
-
-    def payload(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()
-                if v is not None and v != ()}
-
-
-@dataclass(frozen=True)
-class SendReport:
-    outcome: SendOutcome
-    idempotency_key: str
-    outbox_id: int | None = None
-    message_id: int | None = None
-    provider_message_id: str | None = None
-    error: str | None = None
-
-
-def outside_window(provider, last_inbound_at: datetime | None, *, now: datetime) -> bool:
-    """Whether a free-form message to this chat would fall outside the provider's service window."""
-    if provider.window_hours is None:
-        return False
-    return last_inbound_at is None or now - last_inbound_at >= timedelta(hours=provider.window_hours)
+__all__ = ["OutboundContent", "SendOutcome", "SendReport", "send_whatsapp_message"]
 
 
 def _fence_and_record(db: Database, *, conversation_id: int, idempotency_key: str, author: str,
@@ -131,20 +87,6 @@ def _fence_and_record(db: Database, *, conversation_id: int, idempotency_key: st
         return SendReport(SendOutcome.SENT, idempotency_key, outbox_id, message_id), channel, conv["chat_id"]
 
 
-def _call(provider, chat_id: str, content: OutboundContent):
-    if content.kind == "text":
-        return provider.send_text(chat_id=chat_id, text=content.text or "")
-    if content.kind == "file":
-        return provider.send_file(chat_id=chat_id, url=content.url, file_name=content.file_name, caption=content.text)
-    if content.kind == "location":
-        return provider.send_location(chat_id=chat_id, latitude=content.latitude, longitude=content.longitude,
-                                      name=content.name, address=content.address)
-    if content.kind == "template":
-        return provider.send_template(chat_id=chat_id, name=content.name or "", language=content.language or "en",
-                                      parameters=tuple(content.parameters))
-    raise ValueError(f"unknown content kind {content.kind!r}")
-
-
 def send_whatsapp_message(
     db: Database,
     redis: redis_lib.Redis | None,
@@ -180,7 +122,7 @@ def send_whatsapp_message(
             time.sleep(wait_ms / 1000)
     status, delivery, pmid, error, outcome = "sent", "pending", None, None, SendOutcome.SENT
     try:
-        result = _call(providers.for_channel(channel), chat_id, content)
+        result = call_provider(providers.for_channel(channel), chat_id, content)
         pmid, delivery = result.provider_message_id, result.delivery_status
     except ProviderOutcomeUnknown as exc:
         status, delivery, error, outcome = "unknown", "unknown", str(exc), SendOutcome.UNKNOWN
