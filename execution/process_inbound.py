@@ -171,6 +171,11 @@ def _reconcile_echo(conn, channel, msg: InboundMessage, event_id: int, result: _
     row = message_store.outbox_by_provider_id(conn, channel_id=channel["id"], provider_message_id=msg.provider_message_id)
     if row is not None:
         return result(Outcome.RECONCILED)
+    # A send whose answer we never recorded (the sender died after the provider took it): the echo
+    # carries its id, so it is settled here instead of being sent again.
+    if msg.text and message_store.settle_by_text(conn, channel_id=channel["id"], chat_id=msg.chat_id, text=msg.text,
+                                                 provider_message_id=msg.provider_message_id) is not None:
+        return result(Outcome.RECONCILED, reason="settled a send whose answer was never recorded")
     if not final_attempt:
         raise RetryLater("echo arrived before its send was recorded")
     # Sent through the API by something other than this service: show it, do not take it as the agent.

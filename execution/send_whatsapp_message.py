@@ -1,7 +1,9 @@
 """Send one WhatsApp message through the conversation's channel, at most once.
 
-Writes: an outbox row (UNIQUE idempotency_key, `pending` before the provider call, then
-`sent` / `failed` / `unknown`) and its outbound timeline message (with the directive versions an
+Writes: an outbox row (UNIQUE idempotency_key, `pending` with a claim before the provider call,
+then `sent` / `failed` / `unknown`, or `retrying` when the provider could not take it — then
+reconcile_outbox sends it, in the channel's order, until the sending directive's horizon) and its
+outbound timeline message (with the directive versions an
 AI message was made under); for a suppressed AI draft only the message (delivery_status
 `suppressed`), never an outbox row.
 Guards: the ownership fence - for author `ai`, one transaction locks the conversation row
@@ -10,7 +12,9 @@ only then writes the outbox row. The customer-service window (Meta: 24 h after t
 last message): outside it only a template may go, anything else is refused as `outside_window`
 and writes nothing. Per-channel pacing in Redis (pace:channel:{id}) at the provider's interval
 from message_sending_rules: sends wait for their slot, none is dropped. No database connection
-is held during the provider call. A timeout leaves the row `unknown`; it is not resent blindly.
+is held during the provider call. A timeout leaves the row `unknown` (and the conversation flagged
+for the agent); it is not resent blindly. A send after a still-queued one of the same channel is
+queued behind it.
 
 usage: python -m execution.send_whatsapp_message --conversation 42 --text "Hello" [--key agent:UUID]
        python -m execution.send_whatsapp_message --conversation 42 --template viewing_reminder --language en \
@@ -20,7 +24,6 @@ usage: python -m execution.send_whatsapp_message --conversation 42 --text "Hello
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from datetime import datetime, timezone
 
@@ -29,15 +32,9 @@ import redis as redis_lib
 from execution.lib import cli, conversation_store, message_store, tenant_store
 from execution.lib.db import Database
 from execution.lib.directives import Snapshot, load_directives
-from execution.lib.errors import (
-    NotFound,
-    OutsideWindow,
-    ProviderError,
-    ProviderOutcomeUnknown,
-    ProviderQuotaExceeded,
-)
-from execution.lib.guards import reserve_send_slot
-from execution.lib.outbound import OutboundContent, SendOutcome, SendReport, call_provider, outside_window
+from execution.lib.delivery import deliver
+from execution.lib.errors import NotFound, OutsideWindow
+from execution.lib.outbound import OutboundContent, SendOutcome, SendReport, outside_window
 from execution.lib.providers import ProviderRegistry, provider_class
 
 log = logging.getLogger(__name__)
@@ -45,7 +42,7 @@ log = logging.getLogger(__name__)
 __all__ = ["OutboundContent", "SendOutcome", "SendReport", "send_whatsapp_message"]
 
 
-def _fence_and_record(db: Database, *, conversation_id: int, idempotency_key: str, author: str,
+def _fence_and_record(db: Database, *, snapshot: Snapshot, conversation_id: int, idempotency_key: str, author: str,
                       content: OutboundContent, expected_mode_version: int | None,
                       directive_versions: dict | None):
     """The fence: one transaction that either writes the outbox row or keeps the draft as suppressed."""
@@ -69,14 +66,17 @@ def _fence_and_record(db: Database, *, conversation_id: int, idempotency_key: st
             return SendReport(SendOutcome.OUTSIDE_WINDOW, idempotency_key,
                               error=f"outside_window: the customer last wrote more than {provider.window_hours} h "
                                     "ago; only an approved template may be sent"), None, None
-        outbox_id = message_store.insert_outbox(
+        sending = snapshot["message_sending_rules"]
+        inserted = message_store.insert_outbox(
             conn, conversation=conv, idempotency_key=idempotency_key, kind=content.kind, author=author,
             payload=content.payload(), mode_version=conv["mode_version"] if author == "ai" else None,
+            claim_s=sending["send_claim_s"], horizon_s=sending["retry_horizon_s"],
         )
-        if outbox_id is None:
+        if inserted is None:
             prior = message_store.get_outbox(conn, idempotency_key=idempotency_key)
             return SendReport(SendOutcome.DUPLICATE, idempotency_key, prior["id"], prior["message_id"],
                               prior["provider_message_id"], prior["last_error"]), None, None
+        outbox_id, status = inserted
         message_id = message_store.insert_message(
             conn, organization_id=conv["organization_id"], conversation_id=conv["id"], direction="outbound",
             author=author, message_type=content.kind, body=content.text,
@@ -84,6 +84,8 @@ def _fence_and_record(db: Database, *, conversation_id: int, idempotency_key: st
             outbox_id=outbox_id, directive_versions=directive_versions if author == "ai" else None,
         )
         conversation_store.touch_conversation(conn, conversation_id=conv["id"], inbound=False)
+        if status == "retrying":   # older sends of this channel are still waiting: this one goes after them
+            return SendReport(SendOutcome.QUEUED, idempotency_key, outbox_id, message_id), None, None
         return SendReport(SendOutcome.SENT, idempotency_key, outbox_id, message_id), channel, conv["chat_id"]
 
 
@@ -105,35 +107,13 @@ def send_whatsapp_message(
     if author == "ai" and expected_mode_version is None:
         raise ValueError("an AI send must carry the mode_version it read (the fence)")
     report, channel, chat_id = _fence_and_record(
-        db, conversation_id=conversation_id, idempotency_key=idempotency_key, author=author, content=content,
+        db, snapshot=snapshot, conversation_id=conversation_id, idempotency_key=idempotency_key, author=author, content=content,
         expected_mode_version=expected_mode_version, directive_versions=snapshot.versions(),
     )
     if channel is None:
         return report
-    sending = snapshot["message_sending_rules"]
-    pace_ms = sending["send_interval_ms"].get(channel["provider"], sending["default_send_interval_ms"])
-    if redis is not None:
-        try:
-            wait_ms = reserve_send_slot(redis, channel["id"], interval_ms=pace_ms)
-        except redis_lib.RedisError:
-            wait_ms = 0
-            log.warning("pacing unavailable (Redis); sending without waiting for a slot")
-        if wait_ms > 0:
-            time.sleep(wait_ms / 1000)
-    status, delivery, pmid, error, outcome = "sent", "pending", None, None, SendOutcome.SENT
-    try:
-        result = call_provider(providers.for_channel(channel), chat_id, content)
-        pmid, delivery = result.provider_message_id, result.delivery_status
-    except ProviderOutcomeUnknown as exc:
-        status, delivery, error, outcome = "unknown", "unknown", str(exc), SendOutcome.UNKNOWN
-    except ProviderQuotaExceeded as exc:
-        status, delivery, error, outcome = "failed", "failed", f"{exc} {exc.detail or ''}".strip(), SendOutcome.QUOTA_EXCEEDED
-    except ProviderError as exc:
-        status, delivery, error, outcome = "failed", "failed", str(exc), SendOutcome.FAILED
-    with db.transaction() as conn:
-        message_store.finish_outbox(conn, outbox_id=report.outbox_id, status=status, provider_message_id=pmid,
-                                    delivery_status=delivery, error=error)
-    log.info("send outbox=%s channel=%s outcome=%s", report.outbox_id, channel["id"], outcome.value)
+    outcome, pmid, error = deliver(db, redis, providers, snapshot=snapshot, channel=channel, chat_id=chat_id,
+                                   outbox_id=report.outbox_id, conversation_id=conversation_id, content=content)
     return SendReport(outcome, idempotency_key, report.outbox_id, report.message_id, pmid, error)
 
 

@@ -68,11 +68,13 @@ def test_health_shows_a_refused_directive_edit_while_the_old_version_serves(reso
     root = tmp_path / "directives"
     shutil.copytree(DIRECTIVES_ROOT, root)
     store = DirectiveStore(root, reload_interval_s=0)
+    version = store.current()["message_sending_rules"].version
     with TestClient(create_app(resources, directives=store)) as client:
         body = client.get("/health").json()
-        assert body["directives"]["ok"] is True and body["directives"]["versions"]["message_sending_rules"] == 2
+        assert body["directives"]["ok"] is True and body["directives"]["versions"]["message_sending_rules"] == version
         path = root / "core" / "message_sending_rules.md"
-        path.write_text(path.read_text().replace("version: 2", "version: 3").replace("burst_cap_s: 6", "burst_cap_s: x"))
+        path.write_text(path.read_text().replace(f"version: {version}", f"version: {version + 1}")
+                        .replace("burst_cap_s: 6", "burst_cap_s: x"))
         r = client.get("/health")
         assert r.status_code == 200   # still serving, with the previous version
         assert r.json()["directives"]["ok"] is False
@@ -82,5 +84,5 @@ def test_health_shows_a_refused_directive_edit_while_the_old_version_serves(reso
         path.write_text(path.read_text().replace("burst_cap_s: x", "burst_cap_s: 4"))
         body = client.get("/health").json()
         assert body["directives"] == {"ok": True, "versions": {**body["directives"]["versions"],
-                                                                 "message_sending_rules": 3}, "errors": []}
+                                                                 "message_sending_rules": version + 1}, "errors": []}
         assert store.current()["message_sending_rules"]["burst_cap_s"] == 4

@@ -80,8 +80,10 @@ def test_429_and_5xx_are_retried_with_a_bound(resources, registry, conversation,
     assert len(fake_green_api.calls("sendMessage")) == 3
     fake_green_api.plan("sendMessage", 500, 500, 500, 500)
     report = send(resources, registry, conversation, "k2")
-    assert report.outcome is SendOutcome.FAILED and "500" in report.error
+    # Not taken after a bounded 3 attempts: queued for reconcile_outbox to retry, never dropped as failed.
+    assert report.outcome is SendOutcome.QUEUED and "500" in report.error
     assert len(fake_green_api.calls("sendMessage")) == 6  # 3 + 3 attempts, not more
+    assert _outbox(resources.db)[-1]["status"] == "retrying"
 
 
 def test_other_4xx_is_not_retried(resources, registry, conversation, fake_green_api):

@@ -78,6 +78,10 @@ SCHEMAS: dict[str, Check] = {
         send_location_pin=boolean,
         send_interval_ms=keyed(integer(0, 60_000)),
         default_send_interval_ms=integer(0, 60_000),
+        send_claim_s=integer(30, 900),
+        retry_horizon_s=integer(60, 86_400),
+        retry_backoff_max_s=integer(1, 600),
+        unknown_after_s=integer(60, 86_400),
     ),
     "property_retrieval": directive(
         max_results=integer(1, 10),

@@ -117,30 +117,36 @@ def insert_outbox(
     author: str,
     payload: dict,
     mode_version: int | None,
-) -> int | None:
-    """Write the pending outbox row; None if the idempotency key was used before."""
+    claim_s: float,
+    horizon_s: float,
+) -> tuple[int, str] | None:
+    """Write the outbox row; None if the idempotency key was used before.
+
+    It is `pending` with a claim of `claim_s` (the sender is with the provider until then), or
+    `retrying`, due now, when older sends of the channel are still waiting: a channel's messages go
+    out in order, so a new one queues behind them. Returns (id, status).
+    """
     with conn.cursor() as cur:
         cur.execute(
             """
             INSERT INTO outbox (organization_id, conversation_id, channel_id, idempotency_key, kind, author,
-                                payload, mode_version)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                                payload, mode_version, status, claimed_until, next_attempt_at, give_up_at)
+            SELECT %(org)s, %(cid)s, %(channel)s, %(key)s, %(kind)s, %(author)s, %(payload)s, %(mv)s,
+                   CASE WHEN q.waiting THEN 'retrying' ELSE 'pending' END,
+                   CASE WHEN q.waiting THEN NULL ELSE now() + make_interval(secs => %(claim)s) END,
+                   CASE WHEN q.waiting THEN now() END,
+                   now() + make_interval(secs => %(horizon)s)
+              FROM (SELECT EXISTS (SELECT 1 FROM outbox WHERE channel_id = %(channel)s
+                                                          AND status = 'retrying') AS waiting) q
             ON CONFLICT (idempotency_key) DO NOTHING
-            RETURNING id
+            RETURNING id, status
             """,
-            (
-                conversation["organization_id"],
-                conversation["id"],
-                conversation["channel_id"],
-                idempotency_key,
-                kind,
-                author,
-                Json(payload),
-                mode_version,
-            ),
+            {"org": conversation["organization_id"], "cid": conversation["id"], "channel": conversation["channel_id"],
+             "key": idempotency_key, "kind": kind, "author": author, "payload": Json(payload), "mv": mode_version,
+             "claim": claim_s, "horizon": horizon_s},
         )
         row = cur.fetchone()
-        return row["id"] if row else None
+        return (row["id"], row["status"]) if row else None
 
 
 def get_outbox(conn: Connection, *, idempotency_key: str) -> dict | None:
@@ -164,17 +170,22 @@ def finish_outbox(
     provider_message_id: str | None,
     delivery_status: str,
     error: str | None,
+    attempts: int = 1,
+    retry_in_s: float | None = None,
 ) -> None:
-    """Record the provider's answer on the outbox row and its timeline message."""
+    """Record the provider's answer (after `attempts` HTTP tries) on the outbox row and its timeline message."""
     with conn.cursor() as cur:
         cur.execute(
             """
             UPDATE outbox
-               SET status = %s, provider_message_id = COALESCE(%s, provider_message_id), attempts = attempts + 1,
-                   last_error = %s, sent_at = CASE WHEN %s = 'sent' THEN now() ELSE sent_at END
+               SET status = %s, provider_message_id = COALESCE(%s, provider_message_id),
+                   attempts = attempts + %s, last_error = %s, claimed_until = NULL,
+                   next_attempt_at = CASE WHEN %s::float8 IS NULL THEN NULL
+                                          ELSE now() + make_interval(secs => %s::float8) END,
+                   sent_at = CASE WHEN %s = 'sent' THEN now() ELSE sent_at END
              WHERE id = %s
             """,
-            (status, provider_message_id, error, status, outbox_id),
+            (status, provider_message_id, attempts, error, retry_in_s, retry_in_s, status, outbox_id),
         )
         cur.execute(
             """
@@ -230,3 +241,108 @@ def thread_for_agent(conn: Connection, *, agent_id: int, conversation_id: int, a
             (conversation_id, after_id, limit),
         )
         return cur.fetchall()
+
+
+_UNSETTLED_COLUMNS = """
+    o.id, o.organization_id, o.conversation_id, o.channel_id, o.idempotency_key, o.kind, o.author, o.payload,
+    o.mode_version, o.status, o.attempts, o.created_at, o.give_up_at, c.chat_id
+"""
+
+
+def claim_due_retries(conn: Connection, *, limit: int, claim_s: float) -> list[dict]:
+    """Retrying sends that are due, only the oldest unsettled one of each channel (order is kept)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            f"""
+            WITH picked AS (
+                SELECT o.id FROM outbox o
+                 WHERE o.status = 'retrying' AND o.next_attempt_at <= now() AND o.give_up_at > now()
+                   AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel_id = o.channel_id
+                                      AND p.status IN ('pending', 'retrying') AND p.id < o.id)
+                 ORDER BY o.id LIMIT %(limit)s
+                 FOR UPDATE SKIP LOCKED
+            )
+            UPDATE outbox o SET status = 'pending', claimed_until = now() + make_interval(secs => %(claim)s)
+              FROM picked, conversations c
+             WHERE o.id = picked.id AND c.id = o.conversation_id
+            RETURNING {_UNSETTLED_COLUMNS}
+            """,
+            {"limit": limit, "claim": claim_s},
+        )
+        return sorted(cur.fetchall(), key=lambda r: r["id"])
+
+
+def claim_stranded(conn: Connection, *, limit: int, claim_s: float) -> list[dict]:
+    """Sends whose sender's claim ran out before it recorded the provider's answer (a crash)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            f"""
+            WITH picked AS (
+                SELECT id FROM outbox WHERE status = 'pending' AND claimed_until < now()
+                 ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+            )
+            UPDATE outbox o SET claimed_until = now() + make_interval(secs => %(claim)s)
+              FROM picked, conversations c
+             WHERE o.id = picked.id AND c.id = o.conversation_id
+            RETURNING {_UNSETTLED_COLUMNS}
+            """,
+            {"limit": limit, "claim": claim_s},
+        )
+        return sorted(cur.fetchall(), key=lambda r: r["id"])
+
+
+def expire_retries(conn: Connection) -> list[dict]:
+    """Retrying sends past their horizon become failed; returns them (their agents must be told)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            UPDATE outbox SET status = 'failed', claimed_until = NULL,
+                   last_error = 'provider unavailable until the retry horizon passed: ' || coalesce(last_error, '')
+             WHERE status = 'retrying' AND give_up_at <= now()
+            RETURNING id, conversation_id, channel_id
+            """
+        )
+        rows = cur.fetchall()
+        if rows:
+            cur.execute("UPDATE messages SET delivery_status = 'failed', status_detail = 'not delivered: provider "
+                        "unavailable' WHERE outbox_id = ANY(%s)", ([r["id"] for r in rows],))
+        return rows
+
+
+def settle_by_text(conn: Connection, *, channel_id: int, chat_id: str, text: str, provider_message_id: str) -> int | None:
+    """Our send seen in the provider's echo or journal: the oldest unsettled row with that text, now sent."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            UPDATE outbox o SET status = 'sent', provider_message_id = %(pmid)s, claimed_until = NULL,
+                   sent_at = coalesce(o.sent_at, now())
+             WHERE o.id = (SELECT o2.id FROM outbox o2 JOIN conversations c ON c.id = o2.conversation_id
+                            WHERE o2.channel_id = %(channel)s AND c.chat_id = %(chat)s
+                              AND o2.status IN ('pending', 'unknown', 'retrying') AND o2.provider_message_id IS NULL
+                              AND o2.payload->>'text' = %(text)s
+                            ORDER BY o2.id LIMIT 1 FOR UPDATE)
+            RETURNING o.id
+            """,
+            {"pmid": provider_message_id, "channel": channel_id, "chat": chat_id, "text": text},
+        )
+        row = cur.fetchone()
+        if row is None:
+            return None
+        cur.execute("UPDATE messages SET provider_message_id = %s, delivery_status = 'sent', status_detail = NULL "
+                    "WHERE outbox_id = %s", (provider_message_id, row["id"]))
+        return row["id"]
+
+
+def suppress_outbox(conn: Connection, *, outbox_id: int, reason: str) -> None:
+    """A queued AI message that lost the fence before it went out: kept for the agent, never sent."""
+    with conn.cursor() as cur:
+        cur.execute("UPDATE outbox SET status = 'suppressed', claimed_until = NULL, last_error = %s WHERE id = %s",
+                    (reason, outbox_id))
+        cur.execute("UPDATE messages SET delivery_status = 'suppressed', status_detail = %s WHERE outbox_id = %s",
+                    (reason, outbox_id))
+
+
+def flag_conversation(conn: Connection, *, conversation_id: int) -> None:
+    """Raise the inbox flag: the agent must look (a send that failed, or whose fate is unknown)."""
+    with conn.cursor() as cur:
+        cur.execute("UPDATE conversations SET needs_attention = true WHERE id = %s", (conversation_id,))

@@ -181,3 +181,16 @@ def sandbox_channels(conn: Connection) -> list[dict]:
             """
         )
         return cur.fetchall()
+
+
+def record_send_health(conn: Connection, *, channel_id: int, ok: bool, error: str | None = None) -> None:
+    """Consecutive send failures of a channel (reset by a success): the channel's health."""
+    with conn.cursor() as cur:
+        if ok:
+            cur.execute("UPDATE channels SET send_failures = 0, last_sent_at = now() WHERE id = %s", (channel_id,))
+        else:
+            cur.execute(
+                "UPDATE channels SET send_failures = send_failures + 1, last_send_error = %s, "
+                "last_send_error_at = now() WHERE id = %s",
+                ((error or "")[:300], channel_id),
+            )

@@ -26,6 +26,15 @@ class FakeGreenApi:
             def log_message(self, *args):  # keep test output quiet
                 pass
 
+            def do_GET(self):
+                status, body, _ = fake._journal(self.path)
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
@@ -67,6 +76,21 @@ class FakeGreenApi:
         with self._lock:
             return [r for r in self.requests if method is None or r["method"] == method]
 
+    def _journal(self, path: str):
+        """lastOutgoingMessages (what was sent, newest first) and showMessagesQueue (always empty here)."""
+        m = _PATH.match(path)
+        if not m or m["token"] != self.token:
+            return 401, {"error": "Unauthorized"}, 0
+        if m["method"] == "showMessagesQueue":
+            return 200, [], 0
+        if m["method"] != "lastOutgoingMessages":
+            return 404, {"error": "not found"}, 0
+        with self._lock:
+            sent = [r for r in self.requests if r["method"] == "sendMessage" and r.get("id_message")]
+        return 200, [{"type": "outgoing", "idMessage": r["id_message"], "timestamp": int(r["at"]),
+                      "statusMessage": "sent", "typeMessage": "textMessage", "chatId": r["body"].get("chatId"),
+                      "textMessage": r["body"].get("message"), "sendByApi": True} for r in reversed(sent)], 0
+
     def _answer(self, path: str, raw: bytes):
         m = _PATH.match(path)
         if not m:
@@ -76,8 +100,9 @@ class FakeGreenApi:
         except ValueError:
             return 400, {"error": "Bad Request Validation failed"}, 0
         with self._lock:
-            self.requests.append({"method": m["method"], "instance": m["instance"], "token_ok": m["token"] == self.token,
-                                  "body": body})
+            request = {"method": m["method"], "instance": m["instance"], "token_ok": m["token"] == self.token,
+                       "body": body, "at": time.time()}
+            self.requests.append(request)
             if m["instance"] != self.instance_id:
                 return 403, {"error": "Forbidden"}, 0
             if m["token"] != self.token:
@@ -86,6 +111,8 @@ class FakeGreenApi:
             answer = plan.popleft() if plan else 200
             self._count += 1
             msg_id = f"FAKE{self._count:016X}"
+            if answer == 200 or (isinstance(answer, tuple) and answer[0] == "slow"):
+                request["id_message"] = msg_id      # it went out: the journal will show it
         if isinstance(answer, tuple) and answer[0] == "slow":
             return 200, {"idMessage": msg_id}, answer[1]
         if isinstance(answer, tuple):

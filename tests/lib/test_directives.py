@@ -62,7 +62,7 @@ def test_a_snapshot_cannot_be_changed():
      "core/message_sending_rules.md: max_reply_chars: is required"),
     ("message_sending_rules", "id: message_sending_rules", "id: sending_rules",
      "core/message_sending_rules.md: id: must equal the file name"),
-    ("message_sending_rules", "version: 2", "version: one",
+    ("message_sending_rules", "version: 3", "version: one",
      "core/message_sending_rules.md: version: must be a whole number"),
     ("escalation_triggers", r"'\b(discount|", r"'\b((discount|",
      "ai_behavior/escalation_triggers.md: rules[0].patterns.en[0]: does not compile"),

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import enum
 import json
+import math
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -72,6 +74,14 @@ class SendResult:
     delivery_status: str = "pending"  # what the provider's 200 means: queued, not delivered
 
 
+class SendLookup(str, enum.Enum):
+    """What a provider can say about a send whose answer we never recorded (a crash mid-send)."""
+
+    SENT = "sent"            # it went: here is its id
+    NOT_SENT = "not_sent"    # it certainly did not: sending again sends it once
+    UNKNOWN = "unknown"      # the provider cannot tell (yet)
+
+
 @dataclass(frozen=True)
 class WebhookRequest:
     """What a provider may look at to authenticate a webhook: never re-serialised, always raw bytes."""
@@ -97,6 +107,7 @@ class Envelope:
     event_key: str                   # from the provider's own ids, never from the clock
     event_type: str
     payload: dict
+    chat_id: str | None = None       # the chat it is about, when the envelope names one (the takeover fence)
 
 
 @dataclass(frozen=True)
@@ -187,6 +198,10 @@ class ChannelProvider(ABC):
     def send_location(self, *, chat_id: str, latitude: float, longitude: float, name: str | None = None,
                       address: str | None = None) -> SendResult: ...
 
+    def find_sent(self, *, chat_id: str, text: str | None, since: datetime) -> tuple[SendLookup, str | None]:
+        """Whether a message with this text went to this chat since `since`, and its id; UNKNOWN by default."""
+        return SendLookup.UNKNOWN, None
+
     def send_template(self, *, chat_id: str, name: str, language: str,
                       parameters: tuple[str, ...] = ()) -> SendResult:
         from execution.lib.errors import ProviderRejected
@@ -195,22 +210,61 @@ class ChannelProvider(ABC):
 
 
 def parse_json_object(body: bytes, *, max_bytes: int = MAX_BODY_BYTES, max_depth: int = MAX_JSON_DEPTH) -> dict:
+    """The JSON object in `body`, storable as jsonb: BadRequest with the reason when it cannot be read.
+
+    NaN, Infinity and numbers too large for a float become null; strings (values and keys) with
+    NUL or a lone surrogate get U+FFFD in their place. PostgreSQL refuses all of these in jsonb,
+    and one such body must not fail the others committed with it.
+    """
     if len(body) > max_bytes:
         raise BadRequest(f"body is {len(body)} bytes; the limit is {max_bytes}", too_large=True)
     # The byte scan runs only when there are enough brackets to exceed the limit at all.
-    if body.count(b"{") + body.count(b"[") > max_depth and _nesting(body) > max_depth:
+    if body.count(b"{") + body.count(b"[") > max_depth and _nesting(body, max_depth) > max_depth:
         raise BadRequest(f"body is nested deeper than {max_depth} levels")
     try:
-        payload = json.loads(body)
+        # As json.loads(bytes) decodes: a UTF-8 encoded surrogate passes here and is cleaned below.
+        payload = _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadRequest("body is not valid JSON") from None
     if not isinstance(payload, dict):
         raise BadRequest("body must be a JSON object")
+    if _may_hold_unstorable_text(body):
+        payload = _storable(payload)
     return payload
 
 
-def _nesting(body: bytes) -> int:
-    """The deepest bracket nesting, counted before parsing (strings are skipped)."""
+def _finite_or_none(text: str) -> float | None:
+    number = float(text)
+    return number if math.isfinite(number) else None
+
+
+# parse_constant sees NaN / Infinity / -Infinity; parse_float is called only for numbers with a
+# fraction or an exponent, so bodies without them pay nothing.
+_DECODER = json.JSONDecoder(parse_constant=lambda _: None, parse_float=_finite_or_none)
+_ESCAPED_NUL_OR_SURROGATE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+_ENCODED_SURROGATE = re.compile(rb"\xed[\xa0-\xbf]")      # UTF-8 bytes of U+D800..U+DFFF
+_UNSTORABLE_CHARS = re.compile("[\x00\ud800-\udfff]")
+
+
+def _may_hold_unstorable_text(body: bytes) -> bool:
+    """A cheap byte scan: could a decoded string hold NUL or a lone surrogate? (False positives only cost a walk.)"""
+    return ((b"\\u" in body and _ESCAPED_NUL_OR_SURROGATE.search(body) is not None)
+            or (b"\xed" in body and _ENCODED_SURROGATE.search(body) is not None))
+
+
+def _storable(value):
+    """`value` with NUL and lone surrogates in every string replaced by U+FFFD (the depth is already bounded)."""
+    if isinstance(value, str):
+        return _UNSTORABLE_CHARS.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
+
+
+def _nesting(body: bytes, limit: int = MAX_JSON_DEPTH) -> int:
+    """The deepest bracket nesting, counted before parsing (strings are skipped); stops once past `limit`."""
     depth = deepest = 0
     in_string = escaped = False
     for byte in body:
@@ -227,7 +281,7 @@ def _nesting(body: bytes) -> int:
             depth += 1
             if depth > deepest:
                 deepest = depth
-                if deepest > MAX_JSON_DEPTH:
+                if deepest > limit:
                     return deepest
         elif byte in (0x7D, 0x5D):
             depth -= 1

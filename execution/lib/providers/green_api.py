@@ -28,6 +28,7 @@ from execution.lib.providers.base import (
     EventKind,
     InboundMessage,
     ParsedEvent,
+    SendLookup,
     SendResult,
     StatusUpdate,
     WebhookRequest,
@@ -303,7 +304,14 @@ class GreenApiReceiver(ChannelProvider):
         if instance is None:
             raise BadRequest("instanceData.idInstance is missing")
         kind = str(payload.get("typeWebhook") or "unknown")[:100]
-        return [Envelope(instance, event_key(payload), kind, payload)]
+        if kind in _MESSAGE_WEBHOOKS:
+            chat = _dict(payload.get("senderData")).get("chatId")
+        elif kind == "outgoingMessageStatus":
+            chat = payload.get("chatId")
+        else:
+            chat = None
+        chat_id = chat if isinstance(chat, str) and chat else None
+        return [Envelope(instance, event_key(payload), kind, payload, chat_id=chat_id)]
 
     @classmethod
     def verify(cls, request: WebhookRequest, channel: dict) -> None:
@@ -378,6 +386,39 @@ class GreenApiProvider(GreenApiReceiver):
     def from_channel(cls, channel: dict, *, secret_key: str) -> ChannelProvider:
         return cls(api_url=channel.get("api_url") or DEFAULT_API_URL, id_instance=channel["instance_id"],
                    api_token=decrypt_secret(secret_key, channel["api_token_encrypted"]))
+
+    # Green API's journal may take up to 2 minutes to show a send; before that, absence proves nothing.
+    JOURNAL_DELAY_S = 180
+
+    def find_sent(self, *, chat_id: str, text: str | None, since: datetime) -> tuple[SendLookup, str | None]:
+        """Look for the send in the outgoing journal and the send queue; absent from both for long: not sent."""
+        minutes = max(1, int((datetime.now(timezone.utc) - since).total_seconds() // 60) + 2)
+        journal = self._get_once("lastOutgoingMessages", {"minutes": minutes})
+        for item in journal if isinstance(journal, list) else []:
+            if isinstance(item, dict) and item.get("chatId") == chat_id and item.get("sendByApi", True) \
+                    and (text is None or item.get("textMessage") == text) and item.get("idMessage"):
+                return SendLookup.SENT, str(item["idMessage"])
+        queue = self._get_once("showMessagesQueue", None)
+        for item in queue if isinstance(queue, list) else []:
+            if isinstance(item, dict) and item.get("chatId") == chat_id and \
+                    (text is None or _dict(item.get("body")).get("message", item.get("textMessage")) == text):
+                return SendLookup.SENT, str(item.get("messageID") or item.get("idMessage") or "") or None
+        if (datetime.now(timezone.utc) - since).total_seconds() < self.JOURNAL_DELAY_S:
+            return SendLookup.UNKNOWN, None
+        return SendLookup.NOT_SENT, None
+
+    def _get_once(self, method: str, params: dict | None):
+        url = f"{self._base}/{method}/{self._token}"
+        try:
+            response = self._session.get(url, params=params, timeout=self._timeout)
+        except self._exceptions.RequestException:
+            raise ProviderRetryable(f"{method}: no answer") from None
+        if response.status_code != 200:
+            raise ProviderRetryable(f"{method}: HTTP {response.status_code}", status=response.status_code)
+        try:
+            return response.json()
+        except ValueError:
+            raise ProviderRetryable(f"{method}: 200 with a body that is not JSON") from None
 
     def _post_once(self, method: str, body: dict) -> dict:
         url = f"{self._base}/{method}/{self._token}"

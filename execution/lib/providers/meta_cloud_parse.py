@@ -99,12 +99,16 @@ def _change_envelopes(obj: str, change: dict) -> list[Envelope]:
         slice_ = {**common, "contacts": own, "message": message}
         wamid = _str(_dict(message).get("id"))
         key = f"{number}:msg:{wamid}" if wamid else f"{number}:message:sha256:{_digest(slice_)}"
-        out.append(Envelope(number, key, "message", slice_))
+        group = _str(_dict(message).get("group_id"))   # the chat id as the parser writes it (the takeover fence)
+        out.append(Envelope(number, key, "message", slice_, chat_id=f"group:{group}" if group else sender))
     for status in _list(value.get("statuses")):
         slice_ = {**common, "status": status}
         wamid, state = _str(_dict(status).get("id")), _str(_dict(status).get("status"))
         key = f"{number}:status:{wamid}:{state}" if wamid and state else f"{number}:status:sha256:{_digest(slice_)}"
-        out.append(Envelope(number, key, "status", slice_))
+        recipient = _str(_dict(status).get("recipient_id"))
+        if recipient and _dict(status).get("recipient_type") == "group":
+            recipient = f"group:{recipient}"
+        out.append(Envelope(number, key, "status", slice_, chat_id=recipient))
     for error in _list(value.get("errors")):
         slice_ = {**common, "error": error}
         out.append(Envelope(number, f"{number}:error:sha256:{_digest(slice_)}", "error", slice_))

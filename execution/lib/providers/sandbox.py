@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import threading
 
-from execution.lib.providers.base import ChannelProvider, SendResult
+from datetime import datetime
+
+from execution.lib.providers.base import ChannelProvider, SendLookup, SendResult
 from execution.lib.providers.green_api import GreenApiReceiver
 
 NAME = "sandbox"
@@ -27,6 +29,9 @@ class SandboxProvider(GreenApiReceiver):
     @classmethod
     def from_channel(cls, channel: dict, *, secret_key: str) -> ChannelProvider:
         return cls(instance_id=channel["instance_id"])
+
+    def find_sent(self, *, chat_id: str, text: str | None, since: datetime) -> tuple[SendLookup, str | None]:
+        return SendLookup.NOT_SENT, None      # nothing real was sent: sending again only records it again
 
     def _record(self, method: str, body: dict) -> SendResult:
         with self._lock:

@@ -1,0 +1,76 @@
+"""Hand one recorded outbox row to its provider and record what happened: the one place a send is made.
+
+Used by send_whatsapp_message (a first attempt) and reconcile_outbox (retries after an outage, and
+the sends a crash left behind). The row is already written; no database connection is held while
+waiting for the channel's pacing slot or while the provider answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+
+import redis as redis_lib
+
+from execution.lib import message_store, tenant_store
+from execution.lib.db import Database
+from execution.lib.directives import Snapshot
+from execution.lib.errors import ProviderError, ProviderOutcomeUnknown, ProviderQuotaExceeded, ProviderRetryable
+from execution.lib.guards import reserve_send_slot
+from execution.lib.outbound import OutboundContent, SendOutcome, call_provider
+from execution.lib.providers import ProviderRegistry
+
+log = logging.getLogger(__name__)
+
+
+def pace(redis: redis_lib.Redis | None, channel: dict, *, snapshot: Snapshot) -> None:
+    """Wait for the channel's next send slot (the provider's interval from message_sending_rules)."""
+    sending = snapshot["message_sending_rules"]
+    interval_ms = sending["send_interval_ms"].get(channel["provider"], sending["default_send_interval_ms"])
+    if redis is None:
+        return
+    try:
+        wait_ms = reserve_send_slot(redis, channel["id"], interval_ms=interval_ms)
+    except redis_lib.RedisError:
+        wait_ms = 0
+        log.warning("pacing unavailable (Redis); sending without waiting for a slot")
+    if wait_ms > 0:
+        time.sleep(wait_ms / 1000)
+
+
+def retry_delay_s(attempts: int, *, snapshot: Snapshot) -> float:
+    """Backoff before the next try of a send the provider could not take: 2, 4, 8 … s up to the directive's cap."""
+    return float(min(snapshot["message_sending_rules"]["retry_backoff_max_s"], 2 ** max(attempts, 1)))
+
+
+def deliver(
+    db: Database, redis, providers: ProviderRegistry, *, snapshot: Snapshot, channel: dict, chat_id: str,
+    outbox_id: int, conversation_id: int, content: OutboundContent, attempts_before: int = 0,
+    give_up_at: datetime | None = None,
+) -> tuple[SendOutcome, str | None, str | None]:
+    """Send one outbox row and record the outcome; returns (outcome, provider id, error)."""
+    pace(redis, channel, snapshot=snapshot)
+    status, delivery, pmid, error, outcome, retry_in = "sent", "pending", None, None, SendOutcome.SENT, None
+    try:
+        result = call_provider(providers.for_channel(channel), chat_id, content)
+        pmid, delivery = result.provider_message_id, result.delivery_status
+    except ProviderOutcomeUnknown as exc:
+        status, delivery, error, outcome = "unknown", "unknown", str(exc), SendOutcome.UNKNOWN
+    except ProviderQuotaExceeded as exc:
+        status, delivery, error = "failed", "failed", f"{exc} {exc.detail or ''}".strip()
+        outcome = SendOutcome.QUOTA_EXCEEDED
+    except ProviderRetryable as exc:
+        # The provider did not take it (down, rate-limited): keep it queued, in order, until the horizon.
+        status, delivery, error, outcome = "retrying", "pending", str(exc), SendOutcome.QUEUED
+        retry_in = retry_delay_s(attempts_before + 1, snapshot=snapshot)
+    except ProviderError as exc:
+        status, delivery, error, outcome = "failed", "failed", str(exc), SendOutcome.FAILED
+    with db.transaction() as conn:
+        message_store.finish_outbox(conn, outbox_id=outbox_id, status=status, provider_message_id=pmid,
+                                    delivery_status=delivery, error=error, retry_in_s=retry_in)
+        tenant_store.record_send_health(conn, channel_id=channel["id"], ok=status == "sent", error=error)
+        if status in ("failed", "unknown"):
+            message_store.flag_conversation(conn, conversation_id=conversation_id)
+    log.info("send outbox=%s channel=%s outcome=%s", outbox_id, channel["id"], outcome.value)
+    return outcome, pmid, error
