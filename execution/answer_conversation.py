@@ -95,14 +95,14 @@ def _send_reply(db, redis, providers, snapshot, conversation, version: int, last
 
     first = send(f"reply:{last['id']}", OutboundContent(text=reply.text))
     sends = [first.outcome.value]
-    delivered = first.outcome in (SendOutcome.SENT, SendOutcome.DUPLICATE)
+    delivered = first.outcome in (SendOutcome.SENT, SendOutcome.DUPLICATE, SendOutcome.QUEUED)
     if reply.promise and delivered:
         # The customer was told the agent will do this: it must exist somewhere the agent sees it.
         with db.transaction() as conn:
             followup_store.insert_agent_task(conn, organization_id=conversation["organization_id"],
                                              conversation_id=conversation["id"], message_id=last["id"],
                                              kind=reply.promise)
-    if reply.pin and first.outcome is SendOutcome.SENT:
+    if reply.pin and first.outcome in (SendOutcome.SENT, SendOutcome.QUEUED):   # the pin goes after the text
         sends.append(send(f"pin:{last['id']}", OutboundContent(**reply.pin)).outcome.value)
     answer = Answer.SUPPRESSED if first.outcome is SendOutcome.SUPPRESSED else Answer.REPLIED
     return AnswerReport(conversation["id"], answer, reply.kind, references=reply.references, sends=tuple(sends))

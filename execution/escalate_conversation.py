@@ -80,7 +80,8 @@ def _alert_agent(db, redis, providers, snapshot, conversation, agent, message, d
         db, redis, providers, snapshot=snapshot, conversation_id=alerts["id"], idempotency_key=f"alert:{escalation_id}",
         author="system", content=OutboundContent(text=template.format(
             customer=customer, category=decision.category, rule=decision.rule, excerpt=(message["body"] or "")[:160])))
-    status = "sent" if result.outcome in (SendOutcome.SENT, SendOutcome.DUPLICATE) else "failed"
+    status = {SendOutcome.SENT: "sent", SendOutcome.DUPLICATE: "sent", SendOutcome.QUEUED: "pending"}.get(
+        result.outcome, "failed")
     with db.connection() as conn:
         escalation_store.set_alert_status(conn, escalation_id=escalation_id, status=status)
     return status

@@ -1,16 +1,17 @@
-"""Settle every send that is not settled: retry what the provider could not take, resolve what a crash left.
+"""Send what is queued when its channel's turn comes; settle what an outage or a crash left unsettled.
 
 Reads/writes: outbox (claims, status, attempts), messages (delivery status), conversations
-(needs_attention), channels (send health). Runs every few seconds in the responder loop; by hand
-it does one pass. Three steps, each row claimed with FOR UPDATE SKIP LOCKED so any number of
-processes may run it:
+(needs_attention), channels (send health). The dispatcher loop runs in the web process and in every
+worker; by hand one pass runs. Three steps, each row claimed with FOR UPDATE SKIP LOCKED so any
+number of processes may run it:
 1. `retrying` past message_sending_rules.retry_horizon_s → failed, the conversation flagged.
 2. `pending` whose sender's claim ran out (it died mid-send) → ask the provider (Green API: the
    outgoing journal and the queue): sent → settled with its id; certainly not sent → sent again;
    cannot tell for unknown_after_s → `unknown`, flagged for the agent, never resent blindly.
-3. `retrying` that is due → sent, only the oldest unsettled send of each channel at a time (order
-   is kept), an AI message only if the conversation is still the AI's at the version it was
-   written under (else kept as a suppressed draft).
+3. queued (`retrying`) and due — waiting for its channel's pacing slot, behind an earlier send, or
+   after the provider refused it — → sent, one at a time per channel in order (a slot further away
+   than a moment is not waited for: the send is scheduled for it), an AI message only if the
+   conversation is still the AI's at the version it was written under (else a suppressed draft).
 Guard: the outbox row's claim; idempotency keys as written by send_whatsapp_message.
 
 usage: python -m execution.reconcile_outbox
@@ -19,6 +20,9 @@ usage: python -m execution.reconcile_outbox
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -27,6 +31,7 @@ from execution.lib.db import Database
 from execution.lib.delivery import deliver
 from execution.lib.directives import Snapshot, load_directives
 from execution.lib.errors import ProviderError
+from execution.lib.loop import PollingLoop
 from execution.lib.outbound import OutboundContent
 from execution.lib.providers import ProviderRegistry
 from execution.lib.providers.base import SendLookup
@@ -47,21 +52,34 @@ class ReconcileReport:
 
 def reconcile_outbox(db: Database, redis, providers: ProviderRegistry, *, snapshot: Snapshot,
                      limit: int = 50) -> ReconcileReport:
+    """One pass: expire, resolve what crashes left, then send what is due (in this thread, in turn)."""
+    report = settle_unsettled(db, providers, snapshot=snapshot, limit=limit)
+    for row in claim_due(db, snapshot=snapshot, limit=limit):
+        _resend(db, redis, providers, row, snapshot=snapshot, report=report)
+    return report
+
+
+def settle_unsettled(db: Database, providers: ProviderRegistry, *, snapshot: Snapshot,
+                     limit: int = 50) -> ReconcileReport:
+    """Expire sends refused past the horizon; ask the provider about sends a crash left half-done."""
     report = ReconcileReport()
-    sending = snapshot["message_sending_rules"]
     with db.transaction() as conn:
         for row in message_store.expire_retries(conn):
             message_store.flag_conversation(conn, conversation_id=row["conversation_id"])
             report.expired += 1
     with db.transaction() as conn:
-        stranded = message_store.claim_stranded(conn, limit=limit, claim_s=sending["send_claim_s"])
+        stranded = message_store.claim_stranded(conn, limit=limit,
+                                                claim_s=snapshot["message_sending_rules"]["send_claim_s"])
     for row in stranded:
         _resolve_stranded(db, providers, row, snapshot=snapshot, report=report)
-    with db.transaction() as conn:
-        due = message_store.claim_due_retries(conn, limit=limit, claim_s=sending["send_claim_s"])
-    for row in due:
-        _resend(db, redis, providers, row, snapshot=snapshot, report=report)
     return report
+
+
+def claim_due(db: Database, *, snapshot: Snapshot, limit: int) -> list[dict]:
+    """Queued sends whose time has come: the oldest of each channel with nothing in flight."""
+    with db.transaction() as conn:
+        return message_store.claim_due_retries(conn, limit=limit,
+                                               claim_s=snapshot["message_sending_rules"]["send_claim_s"])
 
 
 def _channel(db: Database, channel_id: int) -> dict:
@@ -112,6 +130,60 @@ def _resend(db, redis, providers, row: dict, *, snapshot: Snapshot, report: Reco
                             content=content, attempts_before=row["attempts"])
     report.resent += 1
     report.outcomes.append(outcome.value)
+
+
+class OutboxDispatcher(PollingLoop):
+    """Sends each queued message when its channel's turn comes, on a pool, and keeps the outbox settled.
+
+    A channel sends one message at a time (the claim takes only its oldest, and none while one is in
+    flight), so many channels are served at once and no thread waits for a slot that is not near.
+    """
+
+    def __init__(self, db: Database, redis, providers: ProviderRegistry, *, directives, pool_size: int = 8,
+                 idle_s: float = 0.25, settle_every_s: float = 2.0) -> None:
+        super().__init__("outbox-dispatcher", self._step, idle_s=idle_s)
+        self.db, self.redis, self.providers, self.directives = db, redis, providers, directives
+        self.pool_size, self.max_idle_s, self.settle_every_s = pool_size, idle_s, settle_every_s
+        self._pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="send")
+        self._in_flight: set[Future] = set()
+        self._lock = threading.Lock()
+        self._next_settle = 0.0
+
+    def _step(self) -> bool:
+        snapshot = self.directives.current()
+        if time.monotonic() >= self._next_settle:
+            self._next_settle = time.monotonic() + self.settle_every_s
+            settle_unsettled(self.db, self.providers, snapshot=snapshot)
+        with self._lock:
+            free = self.pool_size - len(self._in_flight)
+        if free <= 0:
+            return False
+        rows = claim_due(self.db, snapshot=snapshot, limit=free)
+        for row in rows:
+            future = self._pool.submit(self._send, row, snapshot)
+            with self._lock:
+                self._in_flight.add(future)
+            future.add_done_callback(self._finished)
+        if not rows:       # sleep until the next queued send is due, or a little while
+            with self.db.connection() as conn:
+                due_in = message_store.next_due_in_s(conn)
+            self.idle_s = self.max_idle_s if due_in is None else max(0.01, min(self.max_idle_s, due_in))
+        return bool(rows)
+
+    def _send(self, row: dict, snapshot: Snapshot) -> None:
+        try:
+            _resend(self.db, self.redis, self.providers, row, snapshot=snapshot, report=ReconcileReport())
+        except Exception as exc:   # the claim runs out and the row is settled later; never its text in a log
+            log.error("dispatch: outbox %s failed: %s", row["id"], type(exc).__name__)
+
+    def _finished(self, future: Future) -> None:
+        with self._lock:
+            self._in_flight.discard(future)
+        self.wake()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        super().stop(timeout)
+        self._pool.shutdown(wait=True, cancel_futures=False)
 
 
 def main(argv: list[str] | None = None, *, resources=None) -> int:

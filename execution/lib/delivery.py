@@ -17,26 +17,43 @@ from execution.lib import message_store, tenant_store
 from execution.lib.db import Database
 from execution.lib.directives import Snapshot
 from execution.lib.errors import ProviderError, ProviderOutcomeUnknown, ProviderQuotaExceeded, ProviderRetryable
-from execution.lib.guards import reserve_send_slot
+from execution.lib.guards import mark_sent_now, take_send_slot
 from execution.lib.outbound import OutboundContent, SendOutcome, call_provider
 from execution.lib.providers import ProviderRegistry
 
 log = logging.getLogger(__name__)
 
 
-def pace(redis: redis_lib.Redis | None, channel: dict, *, snapshot: Snapshot) -> None:
-    """Wait for the channel's next send slot (the provider's interval from message_sending_rules)."""
+# A slot at most this close is waited for in the sending thread; a later one is not: the send is
+# scheduled for it and the thread serves other channels meanwhile.
+WAIT_FOR_SLOT_MS = 150
+
+
+def interval_ms(channel: dict, *, snapshot: Snapshot) -> int:
+    """The provider's spacing between two sends on one number (message_sending_rules)."""
     sending = snapshot["message_sending_rules"]
-    interval_ms = sending["send_interval_ms"].get(channel["provider"], sending["default_send_interval_ms"])
+    return sending["send_interval_ms"].get(channel["provider"], sending["default_send_interval_ms"])
+
+
+def take_slot(redis: redis_lib.Redis | None, channel: dict, *, snapshot: Snapshot) -> int:
+    """ms to wait for this channel's slot, or minus the ms until it when it is not worth waiting for."""
+    if redis is None:
+        return 0
+    try:
+        return take_send_slot(redis, channel["id"], interval_ms=interval_ms(channel, snapshot=snapshot),
+                              max_wait_ms=WAIT_FOR_SLOT_MS)
+    except redis_lib.RedisError:
+        log.warning("pacing unavailable (Redis); sending without waiting for a slot")
+        return 0
+
+
+def _left_now(redis: redis_lib.Redis | None, channel: dict, *, snapshot: Snapshot) -> None:
     if redis is None:
         return
     try:
-        wait_ms = reserve_send_slot(redis, channel["id"], interval_ms=interval_ms)
+        mark_sent_now(redis, channel["id"], interval_ms=interval_ms(channel, snapshot=snapshot))
     except redis_lib.RedisError:
-        wait_ms = 0
-        log.warning("pacing unavailable (Redis); sending without waiting for a slot")
-    if wait_ms > 0:
-        time.sleep(wait_ms / 1000)
+        pass
 
 
 def retry_delay_s(attempts: int, *, snapshot: Snapshot) -> float:
@@ -49,8 +66,20 @@ def deliver(
     outbox_id: int, conversation_id: int, content: OutboundContent, attempts_before: int = 0,
     give_up_at: datetime | None = None,
 ) -> tuple[SendOutcome, str | None, str | None]:
-    """Send one outbox row and record the outcome; returns (outcome, provider id, error)."""
-    pace(redis, channel, snapshot=snapshot)
+    """Send one outbox row now if its channel's slot has come, else schedule it for the slot.
+
+    Returns (outcome, provider id, error); QUEUED means it waits in the outbox, in the channel's order.
+    """
+    wait_ms = take_slot(redis, channel, snapshot=snapshot)
+    if wait_ms < 0:
+        with db.transaction() as conn:
+            message_store.finish_outbox(conn, outbox_id=outbox_id, status="retrying", provider_message_id=None,
+                                        delivery_status="pending", error=None, attempts=0,
+                                        retry_in_s=-wait_ms / 1000)
+        return SendOutcome.QUEUED, None, None
+    if wait_ms:
+        time.sleep(wait_ms / 1000)
+    _left_now(redis, channel, snapshot=snapshot)
     status, delivery, pmid, error, outcome, retry_in = "sent", "pending", None, None, SendOutcome.SENT, None
     try:
         result = call_provider(providers.for_channel(channel), chat_id, content)

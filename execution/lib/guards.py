@@ -39,6 +39,30 @@ return slot - now
 """
 
 
+# Take the channel's next send slot only if it is at most ARGV[2] ms away: returns the wait (>= 0), or
+# minus the wait when it is further (nothing taken: the caller schedules the send for then).
+_TAKE_SLOT_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local nxt = tonumber(redis.call('GET', KEYS[1]) or '0')
+local wait = math.max(0, nxt - now)
+if wait > tonumber(ARGV[2]) then return -wait end
+local interval = tonumber(ARGV[1])
+redis.call('SET', KEYS[1], now + wait + interval, 'PX', wait + interval + 60000)
+return wait
+"""
+
+# The send actually left now: the next may not leave before now + interval (a late send pushes it).
+_SENT_NOW_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local nxt = tonumber(redis.call('GET', KEYS[1]) or '0')
+local interval = tonumber(ARGV[1])
+if now + interval > nxt then redis.call('SET', KEYS[1], now + interval, 'PX', interval + 60000) end
+return 0
+"""
+
+
 class RedisLock:
     """A lock with a random token, a TTL, and a short bounded wait before `LockBusy`."""
 
@@ -145,3 +169,17 @@ def reserve_send_slot(client: redis_lib.Redis, channel_id: int, *, interval_ms: 
     if interval_ms <= 0:
         return 0
     return int(client.eval(_PACE_LUA, 1, f"{PACE_CHANNEL}{int(channel_id)}", int(interval_ms)))
+
+
+def take_send_slot(client: redis_lib.Redis, channel_id: int, *, interval_ms: int, max_wait_ms: int) -> int:
+    """Take this channel's next send slot if it is at most `max_wait_ms` away: the ms to wait, or minus
+    the ms until it when further (nothing taken: schedule the send for then instead of waiting)."""
+    if interval_ms <= 0:
+        return 0
+    return int(client.eval(_TAKE_SLOT_LUA, 1, f"{PACE_CHANNEL}{int(channel_id)}", int(interval_ms), int(max_wait_ms)))
+
+
+def mark_sent_now(client: redis_lib.Redis, channel_id: int, *, interval_ms: int) -> None:
+    """The send left now: the channel's next may not leave before one interval from now."""
+    if interval_ms > 0:
+        client.eval(_SENT_NOW_LUA, 1, f"{PACE_CHANNEL}{int(channel_id)}", int(interval_ms))

@@ -123,8 +123,8 @@ def insert_outbox(
     """Write the outbox row; None if the idempotency key was used before.
 
     It is `pending` with a claim of `claim_s` (the sender is with the provider until then), or
-    `retrying`, due now, when older sends of the channel are still waiting: a channel's messages go
-    out in order, so a new one queues behind them. Returns (id, status).
+    `retrying`, due now, when another send of the channel is queued or in flight: a channel sends
+    one message at a time, in order, so a new one queues behind them. Returns (id, status).
     """
     with conn.cursor() as cur:
         cur.execute(
@@ -137,7 +137,8 @@ def insert_outbox(
                    CASE WHEN q.waiting THEN now() END,
                    now() + make_interval(secs => %(horizon)s)
               FROM (SELECT EXISTS (SELECT 1 FROM outbox WHERE channel_id = %(channel)s
-                                                          AND status = 'retrying') AS waiting) q
+                                      AND (status = 'retrying'
+                                           OR status = 'pending' AND claimed_until > now())) AS waiting) q
             ON CONFLICT (idempotency_key) DO NOTHING
             RETURNING id, status
             """,
@@ -250,15 +251,17 @@ _UNSETTLED_COLUMNS = """
 
 
 def claim_due_retries(conn: Connection, *, limit: int, claim_s: float) -> list[dict]:
-    """Retrying sends that are due, only the oldest unsettled one of each channel (order is kept)."""
+    """Queued sends that are due: the oldest of each channel, and none of a channel with one in flight."""
     with conn.cursor() as cur:
         cur.execute(
             f"""
             WITH picked AS (
                 SELECT o.id FROM outbox o
-                 WHERE o.status = 'retrying' AND o.next_attempt_at <= now() AND o.give_up_at > now()
+                 WHERE o.status = 'retrying' AND o.next_attempt_at <= now()
+                   AND (o.give_up_at > now() OR o.last_error IS NULL)
                    AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel_id = o.channel_id
-                                      AND p.status IN ('pending', 'retrying') AND p.id < o.id)
+                                      AND (p.status = 'retrying' AND p.id < o.id
+                                           OR p.status = 'pending' AND p.claimed_until > now()))
                  ORDER BY o.id LIMIT %(limit)s
                  FOR UPDATE SKIP LOCKED
             )
@@ -292,13 +295,16 @@ def claim_stranded(conn: Connection, *, limit: int, claim_s: float) -> list[dict
 
 
 def expire_retries(conn: Connection) -> list[dict]:
-    """Retrying sends past their horizon become failed; returns them (their agents must be told)."""
+    """Sends the provider kept refusing past their horizon become failed; returns them (the agent must be told).
+
+    A send only waiting for its pacing slot (no error yet) never expires: it is on its way.
+    """
     with conn.cursor() as cur:
         cur.execute(
             """
             UPDATE outbox SET status = 'failed', claimed_until = NULL,
                    last_error = 'provider unavailable until the retry horizon passed: ' || coalesce(last_error, '')
-             WHERE status = 'retrying' AND give_up_at <= now()
+             WHERE status = 'retrying' AND give_up_at <= now() AND last_error IS NOT NULL
             RETURNING id, conversation_id, channel_id
             """
         )
@@ -346,3 +352,11 @@ def flag_conversation(conn: Connection, *, conversation_id: int) -> None:
     """Raise the inbox flag: the agent must look (a send that failed, or whose fate is unknown)."""
     with conn.cursor() as cur:
         cur.execute("UPDATE conversations SET needs_attention = true WHERE id = %s", (conversation_id,))
+
+
+def next_due_in_s(conn: Connection) -> float | None:
+    """Seconds until the earliest queued send is due (0 if one is due now); None when nothing is queued."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT greatest(0, extract(epoch FROM min(next_attempt_at) - now()))::float8 AS s "
+                    "FROM outbox WHERE status = 'retrying'")
+        return cur.fetchone()["s"]
