@@ -7,7 +7,8 @@ Guard: claims use FOR UPDATE SKIP LOCKED; each event is applied and marked done 
 transaction that first re-locks it by claim token, so a crashed worker's event is re-claimed
 after its lease and applied exactly once. Failures retry with bounded backoff, then `failed`.
 Runs as a thread in the web process (RUN_WORKER=true) and as any number of these commands,
-each of which also runs a responder (answer_due) for the conversations whose burst window closed.
+each of which also runs a responder (answer_due) for the conversations whose burst window closed
+and an outbox dispatcher (reconcile_outbox) that sends what is queued, each channel in turn.
 
 usage: python -m execution.worker [--once] [--batch 20] [--lease-seconds 60]
 """
@@ -77,12 +78,16 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
             return drain(res.db, snapshot=load_directives(), batch=args.batch, lease_s=args.lease_seconds)
         from execution.answer_due import Responder
         from execution.lib.providers import ProviderRegistry
+        from execution.reconcile_outbox import OutboxDispatcher
 
         store = DirectiveStore()
         worker = Worker(res.db, directives=store, batch=args.batch, lease_s=args.lease_seconds,
                         idle_s=args.idle_seconds)
-        responder = Responder(res.db, res.redis, ProviderRegistry(secret_key=res.settings.secret_key),
-                              directives=store, pool_size=res.settings.reply_workers).start()
+        providers = ProviderRegistry(secret_key=res.settings.secret_key)
+        responder = Responder(res.db, res.redis, providers, directives=store,
+                              pool_size=res.settings.reply_workers).start()
+        dispatcher = OutboxDispatcher(res.db, res.redis, providers, directives=store,
+                                      pool_size=res.settings.reply_workers).start()
         log.info("worker %s started (events and replies)", worker.worker_name)
         try:
             worker.run()
@@ -90,6 +95,7 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
             worker.stop_event.set()
         finally:
             responder.stop()
+            dispatcher.stop()
         return None
 
     return cli.run_command(work, redis=not args.once, resources=resources)

@@ -70,3 +70,54 @@ def test_the_pool_never_takes_more_than_it_can_answer(resources, green_channel, 
     finally:
         release.set()
         responder.stop()
+
+
+def test_a_busy_number_waiting_for_its_slots_does_not_hold_back_another_number(resources, green_channel,
+                                                                                fake_green_api):
+    """Six customers on one number (1 s pacing) and then one on another: two threads answer all of it."""
+    import time
+
+    from execution.lib import tenant_store
+    from execution.lib.security import encrypt_secret, hash_token
+    from execution.reconcile_outbox import OutboxDispatcher
+    from tests.conftest import SHIPPED
+    from tests.fakes.green_api_server import FakeGreenApi
+
+    other = FakeGreenApi(instance_id="1101000002").start()
+    try:
+        with resources.db.transaction() as c:
+            tenant_store.upsert_channel(
+                c, organization_id=green_channel["organization_id"], agent_id=green_channel["agent_id"],
+                provider="green_api", instance_id="1101000002", api_url=other.url,
+                api_token_encrypted=encrypt_secret(resources.settings.secret_key, other.token),
+                webhook_token_hash=hash_token("test-webhook-token-not-real"))
+        paced = SHIPPED.with_values("message_sending_rules", burst_window_s=0, burst_cap_s=0)
+        for n in range(6):
+            post_green_api(resources.db, _customer(f"1555000010{n}@c.us", n))
+        run_once(resources.db, snapshot=paced)
+        providers = ProviderRegistry(secret_key=resources.settings.secret_key)
+        store = StaticDirectives(paced)
+        responder = Responder(resources.db, resources.redis, providers, directives=store, pool_size=2,
+                              idle_s=0.05).start()
+        dispatcher = OutboxDispatcher(resources.db, resources.redis, providers, directives=store, pool_size=2,
+                                      idle_s=0.05).start()
+        try:
+            wait_for(lambda: len(fake_green_api.calls("sendMessage")) >= 2)     # the busy number is on its way
+            body = _customer("15550000200@c.us", 99)
+            body["instanceData"]["idInstance"] = 1101000002
+            posted = time.monotonic()
+            post_green_api(resources.db, body)
+            run_once(resources.db, snapshot=paced)
+            wait_for(lambda: other.calls("sendMessage"), timeout=10)
+            waited = time.monotonic() - posted
+            assert waited < 1.5, f"the other number waited {waited:.1f} s behind the busy one"
+            assert len(fake_green_api.calls("sendMessage")) < 6            # the busy one is still being paced
+            wait_for(lambda: len(fake_green_api.calls("sendMessage")) == 6, timeout=15)
+            times = sorted(c["at"] for c in fake_green_api.calls("sendMessage"))
+            gaps = [b - a for a, b in zip(times, times[1:])]
+            assert min(gaps) >= 0.98, gaps                                  # never closer than the interval
+        finally:
+            responder.stop()
+            dispatcher.stop()
+    finally:
+        other.stop()
