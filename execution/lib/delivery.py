@@ -79,7 +79,6 @@ def deliver(
         return SendOutcome.QUEUED, None, None
     if wait_ms:
         time.sleep(wait_ms / 1000)
-    _left_now(redis, channel, snapshot=snapshot)
     status, delivery, pmid, error, outcome, retry_in = "sent", "pending", None, None, SendOutcome.SENT, None
     try:
         result = call_provider(providers.for_channel(channel), chat_id, content)
@@ -95,6 +94,10 @@ def deliver(
         retry_in = retry_delay_s(attempts_before + 1, snapshot=snapshot)
     except ProviderError as exc:
         status, delivery, error, outcome = "failed", "failed", str(exc), SendOutcome.FAILED
+    finally:
+        # The provider had the request at the latest when it answered: the next send on this number
+        # waits a whole interval from here, however late this one left.
+        _left_now(redis, channel, snapshot=snapshot)
     with db.transaction() as conn:
         message_store.finish_outbox(conn, outbox_id=outbox_id, status=status, provider_message_id=pmid,
                                     delivery_status=delivery, error=error, retry_in_s=retry_in)
