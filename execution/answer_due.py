@@ -6,7 +6,8 @@ answer_conversation everything a reply writes. The responder loop runs in the we
 conversations as it has free threads (REPLY_WORKERS), so a slow reply never holds others back
 and more processes add capacity through the same claims.
 Guard: claims use FOR UPDATE SKIP LOCKED with a lease; a conversation whose lock is busy is
-released to be retried in a second; a failure leaves its claim to expire and be retried.
+released to be retried in a second, one that fails on Redis (down, or blinking) in two; any other
+failure leaves its claim to expire and be retried.
 
 usage: python -m execution.answer_due [--limit 100] [--conversation 42]
 """
@@ -18,6 +19,8 @@ import threading
 import time
 import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
+
+import redis as redis_lib
 
 from execution.answer_conversation import Answer, AnswerReport, answer_conversation
 from execution.lib import cli, conversation_store
@@ -31,6 +34,7 @@ from execution.resume_conversations import resume_conversations
 log = logging.getLogger(__name__)
 
 RESUME_CHECK_EVERY_S = 60.0
+REDIS_RETRY_S = 2.0   # a Redis outage: try again soon, not after the whole lease
 
 
 def answer_claimed(db: Database, redis, providers: ProviderRegistry, *, conversation_id: int,
@@ -42,6 +46,15 @@ def answer_claimed(db: Database, redis, providers: ProviderRegistry, *, conversa
         with db.connection() as conn:
             conversation_store.release_reply(conn, conversation_id=conversation_id, retry_in_s=1.0)
         return AnswerReport(conversation_id, Answer.BUSY)
+    except redis_lib.RedisError as exc:
+        log.warning("answer: conversation %s waits for Redis (%s); retrying in %ss", conversation_id,
+                    type(exc).__name__, REDIS_RETRY_S)
+        try:
+            with db.connection() as conn:
+                conversation_store.release_reply(conn, conversation_id=conversation_id, retry_in_s=REDIS_RETRY_S)
+        except Exception as release_exc:  # the claim then expires after its lease, as for any failure
+            log.error("answer: conversation %s claim not released: %s", conversation_id, type(release_exc).__name__)
+        return AnswerReport(conversation_id, Answer.FAILED, kind=type(exc).__name__)
     except Exception as exc:
         # The claim is left to expire, so another pass retries after the lease. The log names
         # the error type and where it was raised, never its message (it may quote the customer).

@@ -1,25 +1,34 @@
 """Report whether the database, Redis, the schema and the directives are ready.
 
 Reads: PostgreSQL (SELECT 1, schema_migrations), Redis (PING), directives/. Writes nothing.
-Exit code 0 when all is well, 1 otherwise; `/health` serves the same report. A refused directive
-edit shows under `directives` (the previous version stays in force, so the service stays up).
+Exit code 0 when all is well, 1 otherwise; `/health` serves the same report. `status` is `ok`,
+`degraded` (Redis down: intake and the database keep working, so `/health` still answers 200) or
+`down` (the database or the schema: 503). A refused directive edit shows under `directives` (the
+previous version stays in force, so the service stays up). `/health` shows error details only to a
+caller with the HEALTH_TOKEN (or, without one set, outside production).
 
 usage: python -m execution.check_health
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hmac
 import time
 from dataclasses import dataclass, field
 
 import psycopg2
 import redis as redis_lib
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from execution.lib import cli
 from execution.lib.db import Database
 from execution.lib.directives import DirectivesInvalid, DirectiveStore, load_directives
 from execution.lib.errors import AppError
 from execution.migrate import migration_status
+
+PING_TIMEOUT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -48,16 +57,55 @@ class DirectiveHealth:
 
 @dataclass(frozen=True)
 class Health:
-    ok: bool
+    ok: bool                         # everything ready (kept for callers that read only this)
     database: ComponentHealth
     redis: ComponentHealth
     migrations: MigrationHealth
     directives: DirectiveHealth | None = None
+    status: str = "ok"               # ok | degraded (Redis down) | down (database or schema)
+    reason: str | None = None        # why not ok, in words that carry no error text
+    details_hidden: bool = False
+
+    @property
+    def http_status(self) -> int:
+        # Degraded still takes webhooks durably: a load balancer must not pull every process for it.
+        return 503 if self.status == "down" else 200
 
     @property
     def exit_code(self) -> int:
         # At a shell an invalid directive set is a failure: the app would refuse to start with it.
         return 0 if self.ok and (self.directives is None or self.directives.ok) else 1
+
+    def without_details(self) -> "Health":
+        """The component states only: no exception text, migration names or directive errors."""
+        migrations = MigrationHealth(self.migrations.ok, self.migrations.applied,
+                                     error="hidden" if self.migrations.error else None)
+        directives = self.directives and DirectiveHealth(self.directives.ok, self.directives.versions)
+        return dataclasses.replace(
+            self, database=_hide(self.database), redis=_hide(self.redis), migrations=migrations,
+            directives=directives, details_hidden=True)
+
+
+def _hide(component: ComponentHealth) -> ComponentHealth:
+    return dataclasses.replace(component, error="hidden" if component.error else None)
+
+
+def may_see_details(authorization: str | None, *, health_token: str | None, production: bool) -> bool:
+    """Whether a /health caller sees error details: the HEALTH_TOKEN as a bearer token (constant time)."""
+    if not health_token:
+        return not production
+    scheme, _, presented = (authorization or "").strip().partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), health_token.encode())
+
+
+def _status(database: ComponentHealth, redis: ComponentHealth, migrations: MigrationHealth) -> tuple[str, str | None]:
+    if not database.ok:
+        return "down", "database unavailable"
+    if not migrations.ok:
+        return "down", "schema not ready: migrations pending or edited"
+    if not redis.ok:
+        return "degraded", "redis unavailable: webhooks are still stored; replies wait for it"
+    return "ok", None
 
 
 def _reason(exc: BaseException) -> str:
@@ -109,11 +157,29 @@ def check_health(
     else:
         started = time.perf_counter()
         try:
-            redis.ping()
+            _ping(redis)
             redis_health = ComponentHealth(True, redis_kind, round((time.perf_counter() - started) * 1000, 2))
         except redis_lib.RedisError as exc:
             redis_health = ComponentHealth(False, redis_kind, error=_reason(exc))
-    return Health(database.ok and redis_health.ok and migrations.ok, database, redis_health, migrations, directives)
+    status, reason = _status(database, redis_health, migrations)
+    return Health(database.ok and redis_health.ok and migrations.ok, database, redis_health, migrations, directives,
+                  status, reason)
+
+
+def _ping(client: redis_lib.Redis) -> None:
+    """PING on a fresh connection without retries, within PING_TIMEOUT_S."""
+    # The client's own retries take seconds against a dead Redis: a load balancer would time out.
+    pool = getattr(client, "connection_pool", None)
+    if pool is None:
+        client.ping()
+        return
+    kwargs = {**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0), "socket_timeout": PING_TIMEOUT_S,
+              "socket_connect_timeout": PING_TIMEOUT_S}
+    probe = redis_lib.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+    try:
+        redis_lib.Redis(connection_pool=probe).ping()
+    finally:
+        probe.disconnect()
 
 
 def main(argv: list[str] | None = None, *, resources=None) -> int:

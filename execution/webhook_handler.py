@@ -1,7 +1,9 @@
 """Take one provider webhook: authenticate it, store each event in it durably once, and acknowledge.
 
 Writes: one webhook_events row per event (INSERT ... ON CONFLICT DO NOTHING, committed before the
-200), then wakes the in-process worker (other workers poll). Nothing else happens here.
+200), then wakes the in-process worker (other workers poll). Nothing else happens here. An event
+the database refuses (after its body was made storable) is refused alone with 503 and its reason;
+the events committed with it are stored.
 Guard: UNIQUE (provider, event_key), the key built from the provider's own ids, so a repeated
 delivery stores nothing new. Each channel the body speaks for must authenticate it (Green API:
 the bearer token against the stored hash; Meta: X-Hub-Signature-256 with the app secret), in
@@ -12,6 +14,7 @@ usage: python -m execution.webhook_handler --file payload.json [--route green-ap
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 from dataclasses import dataclass
@@ -62,6 +65,11 @@ class PendingEvent:
     event_key: str
     event_type: str
     payload: dict
+    chat_id: str | None = None
+
+
+class EventRefused(DatabaseUnavailable):
+    """The database refused to store this one event: 503, so the provider delivers it again."""
 
 
 def read_request(route: str, request: WebhookRequest):
@@ -92,19 +100,34 @@ def authorize(receiver: type[ChannelProvider], request: WebhookRequest, envelope
             1 for e in envelopes if e.instance_key not in known))
     return [
         PendingEvent(known[e.instance_key]["provider"], known[e.instance_key]["id"], e.event_key,
-                     e.event_type, e.payload)
+                     e.event_type, e.payload, e.chat_id)
         for e in envelopes if e.instance_key in known
     ]
 
 
-def store_events(db: Database, pending: list[PendingEvent]) -> list[WebhookReceipt]:
-    """Store a batch in one statement and one durable commit; the first of a repeated key wins."""
-    with db.connection() as conn:  # autocommit: the INSERT is its own transaction
-        ids = event_store.insert_events(
-            conn, rows=[(p.provider, p.channel_id, p.event_key, p.event_type, p.payload) for p in pending]
-        )
-    receipts, seen = [], set()
-    for p in pending:
+def store_events(db: Database, pending: list[PendingEvent]) -> list[WebhookReceipt | EventRefused]:
+    """Store a batch in one statement and one durable commit; the first of a repeated key wins.
+
+    If the database refuses a row, the batch is stored row by row instead: only that event is
+    refused (an EventRefused in its place, logged with the reason) and the others are stored.
+    """
+    rows = [(p.provider, p.channel_id, p.event_key, p.event_type, p.payload, p.chat_id) for p in pending]
+    refused: dict[int, str] = {}
+    with db.connection() as conn:  # autocommit: each INSERT is its own transaction
+        try:
+            ids = event_store.insert_events(conn, rows=rows)
+        except (psycopg2.Error, ValueError, TypeError) as exc:
+            if event_store.row_refusal(exc) is None:
+                raise
+            ids, refused = event_store.insert_events_row_by_row(conn, rows=rows)
+    receipts: list[WebhookReceipt | EventRefused] = []
+    seen = set()
+    for index, p in enumerate(pending):
+        if index in refused:
+            log.warning("webhook: event not stored: provider=%s channel=%s reason=%s", p.provider, p.channel_id,
+                        refused[index])
+            receipts.append(EventRefused(f"the event could not be stored ({refused[index]}); not acknowledged"))
+            continue
         key = (p.provider, p.event_key)
         event_id = ids.get(key) if key not in seen else None
         seen.add(key)
@@ -112,7 +135,11 @@ def store_events(db: Database, pending: list[PendingEvent]) -> list[WebhookRecei
     return receipts
 
 
-def combine(receipts: list[WebhookReceipt]) -> WebhookReceipt:
+def combine(receipts: list[WebhookReceipt | BaseException]) -> WebhookReceipt:
+    """One receipt for a body's events; an event not stored fails the whole request (it is delivered again)."""
+    for failure in receipts:
+        if isinstance(failure, BaseException):
+            raise failure
     stored = [r for r in receipts if r.outcome is Receipt.STORED]
     first = stored[0] if stored else receipts[0]
     return WebhookReceipt(first.outcome, first.event_id, first.event_type, len(receipts))
@@ -133,13 +160,16 @@ class WebhookReceiver:
             receiver, envelopes = read_request(route, request)
             found = {}
             for instance in dict.fromkeys(e.instance_key for e in envelopes):
-                found[instance] = self.channels.cached(route, instance) or await run_in_threadpool(
-                    self.channels.find, route, instance)
+                answered, row = self.channels.known(route, instance)
+                found[instance] = row if answered else await run_in_threadpool(self.channels.find, route, instance)
             pending = authorize(receiver, request, envelopes, found)
             if self.intake is None:
                 return combine(await run_in_threadpool(store_events, self.db, pending))
             futures = [self.intake.submit_async(p) for p in pending]
-            return combine([await f for f in futures])
+            # Every outcome is collected, so no failure of a body's other events goes unretrieved.
+            return combine(await asyncio.gather(*futures, return_exceptions=True))
+        except EventRefused:
+            raise
         except (psycopg2.Error, DatabaseUnavailable):
             # Never a 200 without a durable write: the provider will deliver again.
             raise DatabaseUnavailable("storage unavailable; retry later") from None
@@ -164,11 +194,13 @@ class WebhookReceiver:
 def receive(db: Database, *, route: str, request: WebhookRequest, channels: ChannelDirectory | None = None,
             secret_key: str = "") -> WebhookReceipt:
     """Authenticate and store one webhook body (the CLI and tests; the app uses WebhookReceiver)."""
-    directory = channels or ChannelDirectory(db, secret_key=secret_key, ttl_s=0)
+    directory = channels or ChannelDirectory(db, secret_key=secret_key, ttl_s=0, miss_ttl_s=0)
     try:
         receiver, envelopes = read_request(route, request)
         found = {i: directory.find(route, i) for i in dict.fromkeys(e.instance_key for e in envelopes)}
         return combine(store_events(db, authorize(receiver, request, envelopes, found)))
+    except EventRefused:
+        raise
     except (psycopg2.Error, DatabaseUnavailable):
         raise DatabaseUnavailable("storage unavailable; retry later") from None
 

@@ -5,6 +5,7 @@ import threading
 from execution import answer_conversation as answering
 from execution.answer_due import Responder
 from execution.lib.providers import ProviderRegistry
+from execution.reconcile_outbox import OutboxDispatcher
 from execution.worker import run_once
 from tests.conftest import SNAPSHOT, StaticDirectives, load_fixture, post_green_api
 from tests.waiting import wait_for
@@ -58,8 +59,12 @@ def test_the_pool_never_takes_more_than_it_can_answer(resources, green_channel, 
     for n in range(3):
         post_green_api(resources.db, _customer(f"1555000001{n}@c.us", n))
     run_once(resources.db, snapshot=SNAPSHOT)
-    responder = Responder(resources.db, resources.redis, ProviderRegistry(secret_key=resources.settings.secret_key),
-                          directives=StaticDirectives(), pool_size=2, idle_s=0.05).start()
+    providers = ProviderRegistry(secret_key=resources.settings.secret_key)
+    responder = Responder(resources.db, resources.redis, providers, directives=StaticDirectives(), pool_size=2,
+                          idle_s=0.05).start()
+    # Sends of one number go one at a time: those that meet one in flight are queued for the dispatcher.
+    dispatcher = OutboxDispatcher(resources.db, resources.redis, providers, directives=StaticDirectives(),
+                                  idle_s=0.05).start()
     try:
         wait_for(lambda: len(started) == 2)
         with resources.db.connection() as conn, conn.cursor() as cur:
@@ -70,6 +75,7 @@ def test_the_pool_never_takes_more_than_it_can_answer(resources, green_channel, 
     finally:
         release.set()
         responder.stop()
+        dispatcher.stop()
 
 
 def test_a_busy_number_waiting_for_its_slots_does_not_hold_back_another_number(resources, green_channel,

@@ -43,6 +43,8 @@ class Settings:
     reply_workers: int = 8
     demo_agent_email: str = "sara@nile-homes.example"
     demo_agent_password: str | None = field(default=None, repr=False)
+    health_token: str | None = field(default=None, repr=False)
+    simulator: bool | None = None     # None: on while no real channel is connected (never in production)
 
     @property
     def is_production(self) -> bool:
@@ -145,6 +147,8 @@ def load_settings(
         reply_workers=_as_int(values, "REPLY_WORKERS", 8),
         demo_agent_email=values.get("DEMO_AGENT_EMAIL", "").strip() or "sara@nile-homes.example",
         demo_agent_password=_optional(values, "DEMO_AGENT_PASSWORD"),
+        health_token=_optional(values, "HEALTH_TOKEN"),
+        simulator=_as_bool(values, "SIMULATOR", False) if _optional(values, "SIMULATOR") else None,
     )
     _validate(settings)
     return settings
@@ -162,10 +166,15 @@ def _validate(settings: Settings) -> None:
         problems.append("APP_SECRET_KEY must be a real secret of at least 32 characters")
     if settings.anthropic_api_key is not None and _is_placeholder(settings.anthropic_api_key):
         problems.append("ANTHROPIC_API_KEY looks like a placeholder; set a real key or leave it empty")
+    token = settings.health_token
+    if token is not None and (_is_placeholder(token) or len(token) < 16):
+        problems.append("HEALTH_TOKEN must be a real secret of at least 16 characters, or empty")
     if settings.is_production:
         if not settings.database_url:
             problems.append("DATABASE_URL is required in production (the embedded database is for development)")
         if not settings.redis_url:
             problems.append("REDIS_URL is required in production (the embedded Redis is for development)")
+        if settings.simulator:
+            problems.append("SIMULATOR=true is not allowed in production (the simulator reads conversations unlogged)")
     if problems:
         raise ConfigError(f"refusing to start with APP_ENV={settings.app_env}: " + "; ".join(problems))

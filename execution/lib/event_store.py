@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import psycopg2
+from psycopg2 import errorcodes
 from psycopg2.extras import Json, execute_values
 
 from execution.lib.db import Connection
@@ -10,8 +12,9 @@ from execution.lib.db import Connection
 def insert_events(conn: Connection, *, rows: list[tuple]) -> dict[tuple[str, str], int]:
     """Store many webhooks in one statement; returns {(provider, event_key): id} of the new ones.
 
-    rows: (provider, channel_id, event_key, event_type, payload). Keys already stored, or repeated
-    within the batch, are skipped by ON CONFLICT DO NOTHING.
+    rows: (provider, channel_id, event_key, event_type, payload, chat_id). Keys already stored, or
+    repeated within the batch, are skipped by ON CONFLICT DO NOTHING. One row the database refuses
+    fails the statement: the caller stores the batch row by row to find it (`store_events`).
     """
     if not rows:
         return {}
@@ -19,16 +22,58 @@ def insert_events(conn: Connection, *, rows: list[tuple]) -> dict[tuple[str, str
         returned = execute_values(
             cur,
             """
-            INSERT INTO webhook_events (provider, channel_id, event_key, event_type, payload)
+            INSERT INTO webhook_events (provider, channel_id, event_key, event_type, payload, chat_id)
             VALUES %s
             ON CONFLICT (provider, event_key) DO NOTHING
             RETURNING id, provider, event_key
             """,
-            [(p, c, k, t, Json(payload)) for p, c, k, t, payload in rows],
+            [(p, c, k, t, Json(payload), chat) for p, c, k, t, payload, chat in rows],
             page_size=len(rows),
             fetch=True,
         )
     return {(r["provider"], r["event_key"]): r["id"] for r in returned}
+
+
+# SQLSTATE classes that are one row's fault, not the database's: data exceptions (jsonb refusing
+# NUL or a lone surrogate), integrity violations, program limits (an index entry too large).
+_ROW_ERROR_CLASSES = ("22", "23", "54")
+
+
+def row_refusal(exc: BaseException) -> str | None:
+    """Why the database refused a row, as a code and its name (never the data); None if the failure is not the row's."""
+    if isinstance(exc, psycopg2.Error):
+        code = exc.pgcode or ""
+        if code[:2] not in _ROW_ERROR_CLASSES:
+            return None
+        try:
+            return f"{code} {errorcodes.lookup(code).lower()}"
+        except KeyError:
+            return code
+    if isinstance(exc, (ValueError, TypeError)):   # psycopg2 could not adapt a value
+        return f"unadaptable value ({type(exc).__name__})"
+    return None
+
+
+def insert_events_row_by_row(
+    conn: Connection, *, rows: list[tuple]
+) -> tuple[dict[tuple[str, str], int], dict[int, str]]:
+    """Store each row in its own statement, so one refused row fails only itself.
+
+    Returns ({(provider, event_key): id} of the new rows, {row index: reason} of the refused ones).
+    `conn` must be in autocommit (each INSERT its own transaction): a failed statement inside a
+    transaction would abort the rows after it. Any failure that is not a row's own is raised.
+    """
+    ids: dict[tuple[str, str], int] = {}
+    refused: dict[int, str] = {}
+    for index, row in enumerate(rows):
+        try:
+            ids.update(insert_events(conn, rows=[row]))
+        except (psycopg2.Error, ValueError, TypeError) as exc:
+            reason = row_refusal(exc)
+            if reason is None:
+                raise
+            refused[index] = reason
+    return ids, refused
 
 
 def claim_events(conn: Connection, *, limit: int, lease_s: float, event_id: int | None = None) -> list[dict]:

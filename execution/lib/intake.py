@@ -2,6 +2,8 @@
 
 Each request waits for the commit that holds its event, so a 200 still means a durable write;
 the batch amortises the round trip and the WAL flush across everyone waiting at that moment.
+The store may answer one item with an exception (an event the database refused): only that
+request fails; an exception raised for the whole batch (storage down) fails every request in it.
 One writer thread by default (measured: a second one adds contention, not throughput, on 2 cores).
 """
 
@@ -22,7 +24,7 @@ log = logging.getLogger(__name__)
 class IntakeWriter:
     def __init__(self, db: Database, store_batch, *, max_batch: int = 64, writers: int = 1, on_stored=None) -> None:
         self._db = db
-        self._store_batch = store_batch          # (db, [pending]) -> [receipt], same order
+        self._store_batch = store_batch          # (db, [pending]) -> [receipt or exception], same order
         self._max_batch = max_batch
         self._on_stored = on_stored
         self._queue: queue.SimpleQueue[tuple[object, Future] | None] = queue.SimpleQueue()
@@ -75,9 +77,12 @@ class IntakeWriter:
 
     def _write(self, batch: list[tuple[object, Future]]) -> None:
         try:
-            receipts = self._store_batch(self._db, [p for p, _ in batch])
-            outcomes = [(future, receipt, None) for (_, future), receipt in zip(batch, receipts, strict=True)]
+            results = self._store_batch(self._db, [p for p, _ in batch])
+            receipts = [r for r in results if not isinstance(r, BaseException)]
+            outcomes = [(future, None, result) if isinstance(result, BaseException) else (future, result, None)
+                        for (_, future), result in zip(batch, results, strict=True)]
         except BaseException as exc:  # every waiting request gets the failure (503), none a 200
+            log.warning("intake: a batch of %d event(s) was not stored: %s", len(batch), type(exc).__name__)
             receipts = []
             outcomes = [(future, None, exc) for _, future in batch]
         by_loop = defaultdict(list)

@@ -129,7 +129,7 @@ class ChannelProvider(ABC):
 
     @classmethod
     def read_body(cls, body: bytes) -> dict:
-        """The JSON object in a webhook body, bounded in size and depth; BadRequest with the reason."""
+        """The JSON object in a webhook body, bounded in size and depth, storable; BadRequest with the reason."""
         return parse_json_object(body)
 
     @classmethod
