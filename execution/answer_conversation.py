@@ -7,7 +7,8 @@ that promises something on the agent's behalf a follow-up task for the agent (ne
 escalation is escalate_conversation's.
 Guard: Redis lock lock:conversation:{id} (one writer per conversation), renewed while the reply
 is written; idempotency key reply:{last message id}; the fence refuses an AI send once a
-takeover has committed. No connection is held across steps: load, decide and send each borrow
+takeover has committed, and defers it (RetryLater: answered again shortly, with whatever arrived)
+while a message of the chat is received but not applied. No connection is held across steps: load, decide and send each borrow
 their own, and generation borrows one only for the offline responder's own queries.
 
 usage: python -m execution.answer_conversation --conversation 42
@@ -24,7 +25,7 @@ from execution.generate_ai_response import Reply, agent_profile, generate_ai_res
 from execution.lib import cli, conversation_store, followup_store
 from execution.lib.db import Database
 from execution.lib.directives import Snapshot, load_directives
-from execution.lib.errors import NotFound
+from execution.lib.errors import NotFound, RetryLater
 from execution.lib.guards import conversation_lock
 from execution.lib.providers import ProviderRegistry
 from execution.send_whatsapp_message import OutboundContent, SendOutcome, send_whatsapp_message
@@ -94,6 +95,8 @@ def _send_reply(db, redis, providers, snapshot, conversation, version: int, last
                                      idempotency_key=key, author="ai", content=content, expected_mode_version=version)
 
     first = send(f"reply:{last['id']}", OutboundContent(text=reply.text))
+    if first.outcome is SendOutcome.DEFERRED:
+        raise RetryLater("a message of this chat is received but not applied yet")
     sends = [first.outcome.value]
     delivered = first.outcome in (SendOutcome.SENT, SendOutcome.DUPLICATE, SendOutcome.QUEUED)
     if reply.promise and delivered:

@@ -26,7 +26,7 @@ from execution.answer_conversation import Answer, AnswerReport, answer_conversat
 from execution.lib import cli, conversation_store
 from execution.lib.db import Database
 from execution.lib.directives import DirectiveStore, Snapshot, load_directives
-from execution.lib.errors import LockBusy
+from execution.lib.errors import LockBusy, RetryLater
 from execution.lib.loop import PollingLoop
 from execution.lib.providers import ProviderRegistry
 from execution.resume_conversations import resume_conversations
@@ -34,6 +34,7 @@ from execution.resume_conversations import resume_conversations
 log = logging.getLogger(__name__)
 
 RESUME_CHECK_EVERY_S = 60.0
+DEFER_S = 0.3
 REDIS_RETRY_S = 2.0   # a Redis outage: try again soon, not after the whole lease
 
 
@@ -46,6 +47,12 @@ def answer_claimed(db: Database, redis, providers: ProviderRegistry, *, conversa
         with db.connection() as conn:
             conversation_store.release_reply(conn, conversation_id=conversation_id, retry_in_s=1.0)
         return AnswerReport(conversation_id, Answer.BUSY)
+    except RetryLater:
+        # A message of the chat (perhaps the agent's, from the phone) is not applied yet: answer again
+        # in a moment, with it taken into account.
+        with db.connection() as conn:
+            conversation_store.release_reply(conn, conversation_id=conversation_id, retry_in_s=DEFER_S)
+        return AnswerReport(conversation_id, Answer.BUSY, kind="deferred")
     except redis_lib.RedisError as exc:
         log.warning("answer: conversation %s waits for Redis (%s); retrying in %ss", conversation_id,
                     type(exc).__name__, REDIS_RETRY_S)

@@ -20,7 +20,7 @@ from execution.identify_conversation import identify_conversation
 from execution.lib import cli, conversation_store, escalation_store, tenant_store
 from execution.lib.db import Database
 from execution.lib.directives import Snapshot, load_directives
-from execution.lib.errors import NotFound
+from execution.lib.errors import NotFound, RetryLater
 from execution.lib.providers import ProviderRegistry, provider_class
 from execution.send_whatsapp_message import OutboundContent, SendOutcome, send_whatsapp_message
 from execution.set_mode_human import set_mode_human
@@ -46,6 +46,8 @@ def escalate_conversation(
             db, redis, providers, snapshot=snapshot, conversation_id=conversation["id"],
             idempotency_key=f"handoff:{message['id']}", author="ai", content=OutboundContent(text=decision.reply),
             expected_mode_version=expected_mode_version)
+        if handoff.outcome is SendOutcome.DEFERRED:   # decide again once the chat's newer message is applied
+            raise RetryLater("a message of this chat is received but not applied yet")
         sends.append(handoff.outcome.value)
     with db.transaction() as conn:
         set_mode_human(conn, snapshot=snapshot, conversation_id=conversation["id"], actor="assistant",

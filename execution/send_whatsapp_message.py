@@ -7,8 +7,9 @@ outbound timeline message (with the directive versions an
 AI message was made under); for a suppressed AI draft only the message (delivery_status
 `suppressed`), never an outbox row.
 Guards: the ownership fence - for author `ai`, one transaction locks the conversation row
-(SELECT ... FOR UPDATE), checks mode = 'AI' and mode_version = the version the AI read, and
-only then writes the outbox row. The customer-service window (Meta: 24 h after the customer's
+(SELECT ... FOR UPDATE), checks mode = 'AI' and mode_version = the version the AI read, and that no
+message a person wrote in the chat is received but not yet applied (a phone takeover acknowledged
+but still in the worker's backlog: the send is `deferred`), and only then writes the outbox row. The customer-service window (Meta: 24 h after the customer's
 last message): outside it only a template may go, anything else is refused as `outside_window`
 and writes nothing. Per-channel pacing in Redis (pace:channel:{id}) at the provider's interval
 from message_sending_rules: sends wait for their slot, none is dropped. No database connection
@@ -61,6 +62,12 @@ def _fence_and_record(db: Database, *, snapshot: Snapshot, conversation_id: int,
                               error=f"conversation is {conv['mode']} (version {conv['mode_version']})"), None, None
         channel = tenant_store.get_channel(conn, channel_id=conv["channel_id"])
         provider = provider_class(channel["provider"])
+        if author == "ai" and message_store.unapplied_person_events(
+                conn, channel_id=conv["channel_id"], chat_id=conv["chat_id"], event_types=provider.person_event_types):
+            # The agent may have written from the phone a moment ago: once that webhook was acknowledged,
+            # the assistant does not talk over it, whatever the worker's backlog.
+            return SendReport(SendOutcome.DEFERRED, idempotency_key,
+                              error="a message of this chat is received but not applied yet"), None, None
         if content.kind != "template" and outside_window(provider, conv["last_inbound_at"],
                                                          now=datetime.now(timezone.utc)):
             return SendReport(SendOutcome.OUTSIDE_WINDOW, idempotency_key,

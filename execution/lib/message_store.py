@@ -360,3 +360,19 @@ def next_due_in_s(conn: Connection) -> float | None:
         cur.execute("SELECT greatest(0, extract(epoch FROM min(next_attempt_at) - now()))::float8 AS s "
                     "FROM outbox WHERE status = 'retrying'")
         return cur.fetchone()["s"]
+
+
+def unapplied_person_events(conn: Connection, *, channel_id: int, chat_id: str, event_types: tuple[str, ...]) -> int:
+    """Received-but-not-applied events in which a person wrote in this chat (the takeover fence)."""
+    if not event_types:
+        return 0
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT count(*) AS n FROM webhook_events
+             WHERE channel_id = %s AND chat_id = %s AND status IN ('pending', 'processing')
+               AND event_type = ANY(%s)
+            """,
+            (channel_id, chat_id, list(event_types)),
+        )
+        return cur.fetchone()["n"]

@@ -15,6 +15,7 @@ class SendOutcome(str, enum.Enum):
     UNKNOWN = "unknown"
     QUOTA_EXCEEDED = "quota_exceeded"
     OUTSIDE_WINDOW = "outside_window"
+    DEFERRED = "deferred"              # a message of this chat is received but not applied yet: not now
     QUEUED = "queued"                  # the provider could not take it now; retried in order until the horizon
 
 

@@ -123,6 +123,9 @@ class ChannelProvider(ABC):
     name: ClassVar[str]                      # channels.provider
     route: ClassVar[str]                     # POST /webhooks/{route}
     window_hours: ClassVar[int | None] = None  # customer-service window for free-form sends (Meta: 24)
+    # Stored event types in which a person (the customer, or the agent on their phone) wrote in a chat:
+    # while one of those is received but not applied, the assistant does not speak in that chat.
+    person_event_types: ClassVar[tuple[str, ...]] = ()
     sends_templates: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ receiving

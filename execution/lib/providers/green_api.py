@@ -286,6 +286,7 @@ class GreenApiReceiver(ChannelProvider):
 
     route = "green-api"
     default_api_url = DEFAULT_API_URL
+    person_event_types = ("incomingMessageReceived", "outgoingMessageReceived")
 
     @classmethod
     def check_instance(cls, instance_id: str) -> None:

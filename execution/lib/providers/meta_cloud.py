@@ -73,6 +73,7 @@ class MetaCloudProvider(ChannelProvider):
     sends_templates = True
     default_api_url = DEFAULT_API_URL
     signs_webhooks = True
+    person_event_types = ("message",)
 
     @classmethod
     def check_instance(cls, instance_id: str) -> None:
