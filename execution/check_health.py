@@ -1,6 +1,7 @@
 """Report whether the database, Redis, the schema and the directives are ready.
 
-Reads: PostgreSQL (SELECT 1, schema_migrations), Redis (PING), directives/. Writes nothing.
+Reads: PostgreSQL (SELECT 1, schema_migrations, the backlog of check_backlog), Redis (PING),
+directives/. Writes nothing.
 Exit code 0 when all is well, 1 otherwise; `/health` serves the same report. `status` is `ok`,
 `degraded` (Redis down: intake and the database keep working, so `/health` still answers 200) or
 `down` (the database or the schema: 503). A refused directive edit shows under `directives` (the
@@ -22,6 +23,7 @@ import redis as redis_lib
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from execution.check_backlog import Backlog, check_backlog
 from execution.lib import cli
 from execution.lib.db import Database
 from execution.lib.directives import DirectivesInvalid, DirectiveStore, load_directives
@@ -62,9 +64,10 @@ class Health:
     redis: ComponentHealth
     migrations: MigrationHealth
     directives: DirectiveHealth | None = None
-    status: str = "ok"               # ok | degraded (Redis down) | down (database or schema)
+    status: str = "ok"               # ok | degraded (Redis down, a channel failing) | down (database or schema)
     reason: str | None = None        # why not ok, in words that carry no error text
     details_hidden: bool = False
+    backlog: Backlog | None = None   # waiting work and failing channels (with details only)
 
     @property
     def http_status(self) -> int:
@@ -83,7 +86,7 @@ class Health:
         directives = self.directives and DirectiveHealth(self.directives.ok, self.directives.versions)
         return dataclasses.replace(
             self, database=_hide(self.database), redis=_hide(self.redis), migrations=migrations,
-            directives=directives, details_hidden=True)
+            directives=directives, details_hidden=True, backlog=None)
 
 
 def _hide(component: ComponentHealth) -> ComponentHealth:
@@ -98,13 +101,17 @@ def may_see_details(authorization: str | None, *, health_token: str | None, prod
     return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), health_token.encode())
 
 
-def _status(database: ComponentHealth, redis: ComponentHealth, migrations: MigrationHealth) -> tuple[str, str | None]:
+def _status(database: ComponentHealth, redis: ComponentHealth, migrations: MigrationHealth,
+            backlog: Backlog | None = None) -> tuple[str, str | None]:
     if not database.ok:
         return "down", "database unavailable"
     if not migrations.ok:
         return "down", "schema not ready: migrations pending or edited"
     if not redis.ok:
         return "degraded", "redis unavailable: webhooks are still stored; replies wait for it"
+    if backlog is not None and backlog.failing_channels:
+        return "degraded", (f"{len(backlog.failing_channels)} channel(s) cannot send: their replies are queued and "
+                            "retried until the sending directive's horizon")
     return "ok", None
 
 
@@ -133,6 +140,7 @@ def check_health(
     directives: DirectiveHealth | None = None,
 ) -> Health:
     migrations = MigrationHealth(ok=False, error="database unavailable")
+    backlog = None
     if db is None:
         database = ComponentHealth(False, database_kind, error="not configured")
     else:
@@ -148,6 +156,8 @@ def check_health(
                     changed = [f"{s.version}_{s.name}" for s in states if s.state == "changed"]
                     applied = sum(1 for s in states if s.state == "applied")
                     migrations = MigrationHealth(not pending and not changed, applied, pending, changed)
+                    if migrations.ok:
+                        backlog = check_backlog(conn)
                 except (AppError, psycopg2.Error) as exc:
                     migrations = MigrationHealth(False, error=_reason(exc))
         except (AppError, psycopg2.Error) as exc:
@@ -161,9 +171,9 @@ def check_health(
             redis_health = ComponentHealth(True, redis_kind, round((time.perf_counter() - started) * 1000, 2))
         except redis_lib.RedisError as exc:
             redis_health = ComponentHealth(False, redis_kind, error=_reason(exc))
-    status, reason = _status(database, redis_health, migrations)
+    status, reason = _status(database, redis_health, migrations, backlog)
     return Health(database.ok and redis_health.ok and migrations.ok, database, redis_health, migrations, directives,
-                  status, reason)
+                  status, reason, backlog=backlog)
 
 
 def _ping(client: redis_lib.Redis) -> None:

@@ -166,3 +166,29 @@ def test_the_echo_of_a_stranded_send_settles_it_as_ours(resources, registry, cha
 def test_the_cli_runs_one_pass(resources, capsys):
     assert cmd.main([], resources=resources) == 0
     assert '"resent": 0' in capsys.readouterr().out
+
+
+def test_the_backlog_and_a_failing_channel_show_in_health_and_the_command(resources, registry, chats,
+                                                                          fake_green_api, capsys):
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from execution import check_backlog
+    from main import create_app
+    from tests.conftest import StaticDirectives
+
+    fake_green_api.plan("sendMessage", *[503] * 9)
+    for n in range(3):                                   # three sends refused in a row
+        _send(resources, registry, chats[0], f"agent:{n}", f"hello {n}")
+        _due_now(resources)
+        if n < 2:
+            reconcile_outbox(resources.db, resources.redis, registry, snapshot=SNAPSHOT)
+    assert check_backlog.main([], resources=resources) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [c["channel_id"] for c in report["failing_channels"]] == [chats[0]["channel_id"]]
+    assert report["sends_queued"][0]["queued"] == 3
+    with TestClient(create_app(resources, run_worker=False, directives=StaticDirectives())) as client:
+        body = client.get("/health").json()
+    assert body["status"] == "degraded" and "cannot send" in body["reason"]
+    assert body["backlog"]["failing_channels"][0]["send_failures"] >= 3
