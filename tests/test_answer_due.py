@@ -127,3 +127,26 @@ def test_a_busy_number_waiting_for_its_slots_does_not_hold_back_another_number(r
             dispatcher.stop()
     finally:
         other.stop()
+
+
+def test_a_number_flooded_by_200_customers_takes_turns_with_another(resources, green_channel, fake_green_api):
+    """The claim takes channels round by round: the other number's customer is in the first round."""
+    from execution.lib import tenant_store
+
+    with resources.db.transaction() as c:
+        other = tenant_store.upsert_channel(
+            c, organization_id=green_channel["organization_id"], agent_id=green_channel["agent_id"],
+            provider="sandbox", instance_id="1101000003")
+    for n in range(200):
+        post_green_api(resources.db, _customer(f"1555002{n:04d}@c.us", n))
+    run_once(resources.db, snapshot=SNAPSHOT, batch=500)
+    from execution.identify_conversation import identify_conversation
+    from execution.lib import conversation_store
+
+    with resources.db.transaction() as c:
+        late = identify_conversation(c, channel=other, chat_id="15550000300@c.us")
+        conversation_store.schedule_reply(c, conversation_id=late["id"], window_s=0, cap_s=0)
+    with resources.db.transaction() as c:
+        first_round = conversation_store.claim_due_replies(c, limit=8, lease_s=60)
+    assert late["id"] in [r["id"] for r in first_round]          # not behind the 200 that were due before it
+    assert len(first_round) == 8

@@ -124,18 +124,30 @@ def clear_reply(conn: Connection, *, conversation_id: int) -> None:
 
 
 def claim_due_replies(conn: Connection, *, limit: int, lease_s: float, conversation_id: int | None = None) -> list[dict]:
-    """Conversations whose burst window has closed and that no other responder holds."""
+    """Conversations whose burst window has closed and that no other responder holds, channels in turn.
+
+    Each channel's due conversations are taken in their order, but round by round across channels:
+    a number flooded by hundreds of customers gets one turn per round like any other number, so it
+    cannot hold back another number's first reply (its own replies wait for its pacing anyway).
+    """
     with conn.cursor() as cur:
         cur.execute(
             """
+            WITH ranked AS (
+                SELECT id, reply_due_at,
+                       row_number() OVER (PARTITION BY channel_id ORDER BY reply_due_at, id) AS turn
+                  FROM conversations
+                 WHERE reply_due_at IS NOT NULL
+                   AND (%(cid)s::bigint IS NOT NULL AND id = %(cid)s::bigint
+                        OR %(cid)s::bigint IS NULL AND reply_due_at <= now())
+                   AND (reply_claim_until IS NULL OR reply_claim_until < now())
+            ), due AS (
+                SELECT c.id FROM conversations c JOIN ranked r ON r.id = c.id
+                 ORDER BY r.turn, r.reply_due_at LIMIT %(limit)s
+                 FOR UPDATE OF c SKIP LOCKED
+            )
             UPDATE conversations c SET reply_claim_until = now() + make_interval(secs => %(lease)s)
-              FROM (SELECT id FROM conversations
-                     WHERE reply_due_at IS NOT NULL
-                       AND (%(cid)s::bigint IS NOT NULL AND id = %(cid)s::bigint
-                            OR %(cid)s::bigint IS NULL AND reply_due_at <= now())
-                       AND (reply_claim_until IS NULL OR reply_claim_until < now())
-                     ORDER BY reply_due_at LIMIT %(limit)s
-                     FOR UPDATE SKIP LOCKED) due
+              FROM due
              WHERE c.id = due.id
             RETURNING c.id, c.reply_due_at
             """,
