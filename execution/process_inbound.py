@@ -86,6 +86,13 @@ def _apply(conn, parsed: ParsedEvent, channel: dict | None, event_id: int, snaps
             conn, channel_id=channel["id"], provider_message_id=s.provider_message_id, status=s.status,
             detail=s.description,
         )
+        if not changed and s.reference and message_store.settle_by_key(
+                conn, channel_id=channel["id"], idempotency_key=s.reference, provider_message_id=s.provider_message_id):
+            # A send whose answer a crash lost, named by our own key: it went; now it has its id.
+            changed = message_store.update_delivery_status(
+                conn, channel_id=channel["id"], provider_message_id=s.provider_message_id, status=s.status,
+                detail=s.description)
+            return result(Outcome.RECONCILED, reason="settled a send whose answer was never recorded")
         if changed:
             return result(Outcome.STATUS_UPDATED)
         if message_store.message_exists(conn, channel_id=channel["id"], provider_message_id=s.provider_message_id):

@@ -127,7 +127,7 @@ def _resend(db, redis, providers, row: dict, *, snapshot: Snapshot, report: Reco
     content = OutboundContent(**{k: tuple(v) if k == "parameters" else v for k, v in row["payload"].items()})
     outcome, _, _ = deliver(db, redis, providers, snapshot=snapshot, channel=_channel(db, row["channel_id"]),
                             chat_id=row["chat_id"], outbox_id=row["id"], conversation_id=row["conversation_id"],
-                            content=content, attempts_before=row["attempts"])
+                            content=content, attempts_before=row["attempts"], reference=row["idempotency_key"])
     report.resent += 1
     report.outcomes.append(outcome.value)
 

@@ -120,7 +120,8 @@ def send_whatsapp_message(
     if channel is None:
         return report
     outcome, pmid, error = deliver(db, redis, providers, snapshot=snapshot, channel=channel, chat_id=chat_id,
-                                   outbox_id=report.outbox_id, conversation_id=conversation_id, content=content)
+                                   outbox_id=report.outbox_id, conversation_id=conversation_id, content=content,
+                                   reference=idempotency_key)
     return SendReport(outcome, idempotency_key, report.outbox_id, report.message_id, pmid, error)
 
 

@@ -163,3 +163,22 @@ def test_outside_the_window_only_a_template_goes(resources, meta_channel, fake_g
     with resources.db.connection() as c:    # a new customer message opens the window again
         conversation_store.touch_conversation(c, conversation_id=convo["id"], inbound=True)
     assert send("agent:inside", OutboundContent(text="Yes, here it is")).outcome is SendOutcome.SENT
+
+
+def test_a_status_naming_our_key_settles_a_send_whose_answer_a_crash_lost(app, resources, fake_graph_api):
+    assert _post(app, _text_body("I want a 2 bedroom apartment for rent in Maadi", 1)).status_code == 200
+    [call] = wait_for(lambda: [c for c in fake_graph_api.calls() if c["body"].get("type") == "text"])
+    key = call["body"]["biz_opaque_callback_data"]
+    assert key.startswith("reply:")                             # our outbox key rides with the send
+    with resources.db.connection() as conn, conn.cursor() as cur:   # as if the sender died before recording
+        wait_for(lambda: _count(resources.db, "SELECT count(*) AS n FROM outbox WHERE status = 'sent'") == 1)
+        cur.execute("UPDATE outbox SET status = 'pending', provider_message_id = NULL, "
+                    "claimed_until = now() + interval '1 minute'")
+        cur.execute("UPDATE messages SET provider_message_id = NULL, delivery_status = 'pending' "
+                    "WHERE outbox_id IS NOT NULL")
+    status = json.loads((META_FIXTURES / "meta_status.json").read_text())
+    entry = status["entry"][0]["changes"][0]["value"]["statuses"][0]
+    entry.update({"id": "wamid.LOSTANSWER01", "status": "sent", "biz_opaque_callback_data": key})
+    assert _post(app, json.dumps(status).encode()).status_code == 200
+    wait_for(lambda: _count(resources.db, "SELECT count(*) AS n FROM outbox WHERE status = 'sent' "
+                                          "AND provider_message_id = 'wamid.LOSTANSWER01'") == 1)

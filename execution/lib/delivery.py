@@ -64,7 +64,7 @@ def retry_delay_s(attempts: int, *, snapshot: Snapshot) -> float:
 def deliver(
     db: Database, redis, providers: ProviderRegistry, *, snapshot: Snapshot, channel: dict, chat_id: str,
     outbox_id: int, conversation_id: int, content: OutboundContent, attempts_before: int = 0,
-    give_up_at: datetime | None = None,
+    give_up_at: datetime | None = None, reference: str | None = None,
 ) -> tuple[SendOutcome, str | None, str | None]:
     """Send one outbox row now if its channel's slot has come, else schedule it for the slot.
 
@@ -81,7 +81,7 @@ def deliver(
         time.sleep(wait_ms / 1000)
     status, delivery, pmid, error, outcome, retry_in = "sent", "pending", None, None, SendOutcome.SENT, None
     try:
-        result = call_provider(providers.for_channel(channel), chat_id, content)
+        result = call_provider(providers.for_channel(channel), chat_id, content, reference=reference)
         pmid, delivery = result.provider_message_id, result.delivery_status
     except ProviderOutcomeUnknown as exc:
         status, delivery, error, outcome = "unknown", "unknown", str(exc), SendOutcome.UNKNOWN

@@ -376,3 +376,24 @@ def unapplied_person_events(conn: Connection, *, channel_id: int, chat_id: str, 
             (channel_id, chat_id, list(event_types)),
         )
         return cur.fetchone()["n"]
+
+
+def settle_by_key(conn: Connection, *, channel_id: int, idempotency_key: str, provider_message_id: str) -> int | None:
+    """Our send named by its own key in a provider's status (Meta echoes it): record that it went, with its id."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            UPDATE outbox SET status = 'sent', provider_message_id = %s, claimed_until = NULL,
+                   sent_at = coalesce(sent_at, now())
+             WHERE channel_id = %s AND idempotency_key = %s AND provider_message_id IS NULL
+               AND status IN ('pending', 'unknown', 'retrying')
+            RETURNING id
+            """,
+            (provider_message_id, channel_id, idempotency_key),
+        )
+        row = cur.fetchone()
+        if row is None:
+            return None
+        cur.execute("UPDATE messages SET provider_message_id = %s, delivery_status = 'sent', status_detail = NULL "
+                    "WHERE outbox_id = %s", (provider_message_id, row["id"]))
+        return row["id"]

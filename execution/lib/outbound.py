@@ -54,15 +54,17 @@ def outside_window(provider, last_inbound_at: datetime | None, *, now: datetime)
     return last_inbound_at is None or now - last_inbound_at >= timedelta(hours=provider.window_hours)
 
 
-def call_provider(provider, chat_id: str, content: OutboundContent):
+def call_provider(provider, chat_id: str, content: OutboundContent, *, reference: str | None = None):
+    """One provider call for one kind of content; `reference` (the outbox key) rides along where it can."""
     if content.kind == "text":
-        return provider.send_text(chat_id=chat_id, text=content.text or "")
+        return provider.send_text(chat_id=chat_id, text=content.text or "", reference=reference)
     if content.kind == "file":
-        return provider.send_file(chat_id=chat_id, url=content.url, file_name=content.file_name, caption=content.text)
+        return provider.send_file(chat_id=chat_id, url=content.url, file_name=content.file_name, caption=content.text,
+                                  reference=reference)
     if content.kind == "location":
         return provider.send_location(chat_id=chat_id, latitude=content.latitude, longitude=content.longitude,
-                                      name=content.name, address=content.address)
+                                      name=content.name, address=content.address, reference=reference)
     if content.kind == "template":
         return provider.send_template(chat_id=chat_id, name=content.name or "", language=content.language or "en",
-                                      parameters=tuple(content.parameters))
+                                      parameters=tuple(content.parameters), reference=reference)
     raise ValueError(f"unknown content kind {content.kind!r}")

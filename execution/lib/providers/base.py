@@ -56,6 +56,7 @@ class StatusUpdate:
     status: str                      # sent, delivered, read, failed, no_account
     description: str | None = None   # for failures: the provider's code and title
     timestamp: datetime | None = None
+    reference: str | None = None     # our own reference, where the provider echoes it (Meta: the outbox key)
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,8 @@ class ChannelProvider(ABC):
         return {"webhook_url": webhook_url, "webhook_token": webhook_token}
 
     # ------------------------------------------------------------------ sending
+    # `reference` is our outbox key: a provider that can carry it back in its status webhooks does
+    # (Meta's biz_opaque_callback_data), so a send whose answer a crash lost is still recognised.
 
     @classmethod
     @abstractmethod
@@ -192,21 +195,23 @@ class ChannelProvider(ABC):
         """The sender for a channel row (credentials decrypted with APP_SECRET_KEY)."""
 
     @abstractmethod
-    def send_text(self, *, chat_id: str, text: str, quoted_id: str | None = None) -> SendResult: ...
+    def send_text(self, *, chat_id: str, text: str, quoted_id: str | None = None,
+                  reference: str | None = None) -> SendResult: ...
 
     @abstractmethod
-    def send_file(self, *, chat_id: str, url: str, file_name: str, caption: str | None = None) -> SendResult: ...
+    def send_file(self, *, chat_id: str, url: str, file_name: str, caption: str | None = None,
+                  reference: str | None = None) -> SendResult: ...
 
     @abstractmethod
     def send_location(self, *, chat_id: str, latitude: float, longitude: float, name: str | None = None,
-                      address: str | None = None) -> SendResult: ...
+                      address: str | None = None, reference: str | None = None) -> SendResult: ...
 
     def find_sent(self, *, chat_id: str, text: str | None, since: datetime) -> tuple[SendLookup, str | None]:
         """Whether a message with this text went to this chat since `since`, and its id; UNKNOWN by default."""
         return SendLookup.UNKNOWN, None
 
     def send_template(self, *, chat_id: str, name: str, language: str,
-                      parameters: tuple[str, ...] = ()) -> SendResult:
+                      parameters: tuple[str, ...] = (), reference: str | None = None) -> SendResult:
         from execution.lib.errors import ProviderRejected
 
         raise ProviderRejected(f"{self.name} does not send templates")

@@ -454,13 +454,15 @@ class GreenApiProvider(GreenApiReceiver):
             raise ProviderOutcomeUnknown(f"{method}: 200 without idMessage")
         return SendResult(provider_message_id=str(msg_id))
 
-    def send_text(self, *, chat_id: str, text: str, quoted_id: str | None = None) -> SendResult:
+    def send_text(self, *, chat_id: str, text: str, quoted_id: str | None = None,
+                  reference: str | None = None) -> SendResult:
         body: dict = {"chatId": chat_id, "message": text}
         if quoted_id:
             body["quotedMessageId"] = quoted_id
         return self._send("sendMessage", body)
 
-    def send_file(self, *, chat_id: str, url: str, file_name: str, caption: str | None = None) -> SendResult:
+    def send_file(self, *, chat_id: str, url: str, file_name: str, caption: str | None = None,
+                  reference: str | None = None) -> SendResult:
         body = {"chatId": chat_id, "urlFile": url, "fileName": file_name}
         if caption:
             body["caption"] = caption
@@ -474,6 +476,7 @@ class GreenApiProvider(GreenApiReceiver):
         longitude: float,
         name: str | None = None,
         address: str | None = None,
+        reference: str | None = None,
     ) -> SendResult:
         body: dict = {"chatId": chat_id, "latitude": latitude, "longitude": longitude}
         if name:

@@ -173,13 +173,16 @@ class MetaCloudProvider(ChannelProvider):
             access_token=decrypt_secret(secret_key, channel["api_token_encrypted"]),
         )
 
-    def send_text(self, *, chat_id: str, text: str, quoted_id: str | None = None) -> SendResult:
-        body = self._envelope(chat_id, "text", {"preview_url": "http://" in text or "https://" in text, "body": text})
+    def send_text(self, *, chat_id: str, text: str, quoted_id: str | None = None,
+                  reference: str | None = None) -> SendResult:
+        body = self._envelope(chat_id, "text", {"preview_url": "http://" in text or "https://" in text, "body": text},
+                              reference)
         if quoted_id:
             body["context"] = {"message_id": quoted_id}
         return self._send("sendMessage", body)
 
-    def send_file(self, *, chat_id: str, url: str, file_name: str, caption: str | None = None) -> SendResult:
+    def send_file(self, *, chat_id: str, url: str, file_name: str, caption: str | None = None,
+                  reference: str | None = None) -> SendResult:
         extension = file_name.rsplit(".", 1)[1].lower() if "." in file_name else ""
         kind = _FILE_KINDS.get(extension, "document")
         if kind == "audio" and caption:
@@ -189,33 +192,36 @@ class MetaCloudProvider(ChannelProvider):
             media["filename"] = file_name
         if caption:
             media["caption"] = caption
-        return self._send("sendFile", self._envelope(chat_id, kind, media))
+        return self._send("sendFile", self._envelope(chat_id, kind, media, reference))
 
     def send_location(self, *, chat_id: str, latitude: float, longitude: float, name: str | None = None,
-                      address: str | None = None) -> SendResult:
+                      address: str | None = None, reference: str | None = None) -> SendResult:
         location: dict[str, Any] = {"latitude": latitude, "longitude": longitude}
         if name:
             location["name"] = name
         if address:
             location["address"] = address
-        return self._send("sendLocation", self._envelope(chat_id, "location", location))
+        return self._send("sendLocation", self._envelope(chat_id, "location", location, reference))
 
     def send_template(self, *, chat_id: str, name: str, language: str,
-                      parameters: tuple[str, ...] = ()) -> SendResult:
+                      parameters: tuple[str, ...] = (), reference: str | None = None) -> SendResult:
         template: dict[str, Any] = {"name": name, "language": {"code": language}}
         if parameters:
             template["components"] = [
                 {"type": "body", "parameters": [{"type": "text", "text": str(p)} for p in parameters]}
             ]
-        return self._send("sendTemplate", self._envelope(chat_id, "template", template))
+        return self._send("sendTemplate", self._envelope(chat_id, "template", template, reference))
 
-    def _envelope(self, chat_id: str, kind: str, content: dict) -> dict:
+    def _envelope(self, chat_id: str, kind: str, content: dict, reference: str | None = None) -> dict:
         if chat_id.startswith("group:"):
             raise ProviderRejected("meta_cloud sends to one-to-one chats only, not to groups")
         to = self.chat_key(chat_id)
         if not to:
             raise ProviderRejected("meta_cloud: the chat id holds no phone number")
-        return {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": kind, kind: content}
+        body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": kind, kind: content}
+        if reference and len(reference.encode()) <= 512:   # echoed in this send's status webhooks
+            body["biz_opaque_callback_data"] = reference
+        return body
 
     def _send(self, method: str, body: dict) -> SendResult:
         data = self._retrying(self._post_once)(method, body)

@@ -157,7 +157,8 @@ def _parse_status(status: Any) -> ParsedEvent:
         code, title = first.get("code"), first.get("title") or first.get("message")
         description = ": ".join(str(p) for p in (code, title) if p not in (None, "")) or None
     update = StatusUpdate(provider_message_id=wamid, chat_id=recipient, status=state, description=description,
-                          timestamp=_ts(status.get("timestamp")))
+                          timestamp=_ts(status.get("timestamp")),
+                          reference=_str(status.get("biz_opaque_callback_data")) or None)
     return ParsedEvent(EventKind.STATUS, "status", status=update)
 
 

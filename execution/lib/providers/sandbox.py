@@ -40,14 +40,16 @@ class SandboxProvider(GreenApiReceiver):
         digest = hashlib.sha256(f"{self.instance_id}:{seq}:{sorted(body.items())}".encode()).hexdigest()
         return SendResult(provider_message_id=f"SANDBOX{digest[:20].upper()}", delivery_status="sent")
 
-    def send_text(self, *, chat_id: str, text: str, quoted_id: str | None = None) -> SendResult:
+    def send_text(self, *, chat_id: str, text: str, quoted_id: str | None = None,
+                  reference: str | None = None) -> SendResult:
         return self._record("sendMessage", {"chatId": chat_id, "message": text, "quotedMessageId": quoted_id})
 
-    def send_file(self, *, chat_id: str, url: str, file_name: str, caption: str | None = None) -> SendResult:
+    def send_file(self, *, chat_id: str, url: str, file_name: str, caption: str | None = None,
+                  reference: str | None = None) -> SendResult:
         return self._record("sendFileByUrl", {"chatId": chat_id, "urlFile": url, "fileName": file_name, "caption": caption})
 
     def send_location(self, *, chat_id: str, latitude: float, longitude: float, name: str | None = None,
-                      address: str | None = None) -> SendResult:
+                      address: str | None = None, reference: str | None = None) -> SendResult:
         return self._record(
             "sendLocation",
             {"chatId": chat_id, "latitude": latitude, "longitude": longitude, "nameLocation": name, "address": address},
