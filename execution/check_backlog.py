@@ -2,8 +2,8 @@
 
 Reads: webhook_events, conversations, outbox, channels. Writes nothing. `/health` carries the same
 report under `backlog`. A channel is listed as failing after consecutive failed sends (a provider
-outage, an expired token); its replies stay queued and are retried until the sending directive's
-horizon.
+outage, an expired token) or while its provider reports it cannot work (Green API: logged out,
+blocked); its replies stay queued and are retried until the sending directive's horizon.
 
 usage: python -m execution.check_backlog
 """
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from execution.lib import cli, ops_store
 from execution.lib.db import Connection
+from execution.lib.providers import unhealthy_states
 
 FAILING_AFTER = 3     # consecutive failed sends before a channel counts as failing
 
@@ -34,7 +35,8 @@ class Backlog:
 
 def check_backlog(conn: Connection) -> Backlog:
     report = ops_store.backlog(conn)
-    return Backlog(**report, failing_channels=ops_store.failing_channels(conn, at_least=FAILING_AFTER))
+    return Backlog(**report, failing_channels=ops_store.failing_channels(conn, at_least=FAILING_AFTER,
+                                                                         bad_states=unhealthy_states()))
 
 
 def main(argv: list[str] | None = None, *, resources=None) -> int:

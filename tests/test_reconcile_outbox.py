@@ -192,3 +192,13 @@ def test_the_backlog_and_a_failing_channel_show_in_health_and_the_command(resour
         body = client.get("/health").json()
     assert body["status"] == "degraded" and "cannot send" in body["reason"]
     assert body["backlog"]["failing_channels"][0]["send_failures"] >= 3
+
+
+def test_a_logged_out_instance_shows_as_failing(resources, green_channel):
+    from execution.check_backlog import check_backlog
+
+    post_green_api(resources.db, load_fixture("greenapi_state_changed.json"))      # notAuthorized
+    run_once(resources.db, snapshot=SNAPSHOT)
+    with resources.db.connection() as conn:
+        [failing] = check_backlog(conn).failing_channels
+    assert (failing["channel_id"], failing["provider_state"]) == (green_channel["id"], "notAuthorized")

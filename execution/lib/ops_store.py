@@ -35,14 +35,17 @@ def backlog(conn: Connection) -> dict:
         return report
 
 
-def failing_channels(conn: Connection, *, at_least: int = 1) -> list[dict]:
-    """Channels whose last `at_least` sends or more all failed (reset by a success)."""
+def failing_channels(conn: Connection, *, at_least: int = 1, bad_states: list[str] = ()) -> list[dict]:
+    """Channels whose last `at_least` sends or more all failed (reset by a success), or whose provider
+    last reported one of `bad_states` (logged out, blocked)."""
     with conn.cursor() as cur:
         cur.execute(
             """
-            SELECT id AS channel_id, provider, send_failures, provider_state, last_send_error_at, last_sent_at
-              FROM channels WHERE send_failures >= %s AND status = 'active' ORDER BY id
+            SELECT id AS channel_id, provider, send_failures, provider_state, provider_state_at,
+                   last_send_error_at, last_sent_at
+              FROM channels WHERE status = 'active' AND (send_failures >= %s OR provider_state = ANY(%s))
+             ORDER BY id
             """,
-            (at_least,),
+            (at_least, list(bad_states)),
         )
         return [dict(r) for r in cur.fetchall()]

@@ -36,6 +36,11 @@ def route_providers(route: str) -> tuple[type[ChannelProvider], ...]:
     return found
 
 
+def unhealthy_states() -> list[str]:
+    """Every provider's instance states in which a number cannot work (for health reports)."""
+    return sorted({state for cls in _classes().values() for state in cls.unhealthy_states})
+
+
 class ProviderRegistry:
     """Builds, and keeps one per channel, the provider that sends for a channel row."""
 

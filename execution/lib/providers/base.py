@@ -127,6 +127,8 @@ class ChannelProvider(ABC):
     # Stored event types in which a person (the customer, or the agent on their phone) wrote in a chat:
     # while one of those is received but not applied, the assistant does not speak in that chat.
     person_event_types: ClassVar[tuple[str, ...]] = ()
+    # Instance states (from the provider's state webhooks) in which the number cannot send or receive.
+    unhealthy_states: ClassVar[tuple[str, ...]] = ()
     sends_templates: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ receiving

@@ -287,6 +287,7 @@ class GreenApiReceiver(ChannelProvider):
     route = "green-api"
     default_api_url = DEFAULT_API_URL
     person_event_types = ("incomingMessageReceived", "outgoingMessageReceived")
+    unhealthy_states = ("notAuthorized", "blocked", "sleepMode", "yellowCard")
 
     @classmethod
     def check_instance(cls, instance_id: str) -> None:
