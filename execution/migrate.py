@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from execution.lib import cli
@@ -52,9 +52,10 @@ class MigrationState:
 
 @dataclass(frozen=True)
 class MigrationResult:
-    applied: list[str]
+    applied: list[str]                 # applied by this run (none on a dry run)
     dry_run: bool
     already_applied: int
+    would_apply: list[str] = field(default_factory=list)   # a dry run: what a real run would apply
 
 
 def read_migration_files(migrations_dir: Path = MIGRATIONS_DIR) -> list[MigrationFile]:
@@ -134,7 +135,7 @@ def migrate(conn: Connection, *, migrations_dir: Path = MIGRATIONS_DIR, dry_run:
         applied = _applied(conn)
         pending = [f for f in files if f.version not in applied]
         if dry_run:
-            return MigrationResult([f.path.name for f in pending], True, len(applied))
+            return MigrationResult([], True, len(applied), would_apply=[f.path.name for f in pending])
         with conn.cursor() as cur:
             cur.execute(_BOOTSTRAP)
         for f in pending:

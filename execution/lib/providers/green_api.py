@@ -54,6 +54,8 @@ WEBHOOK_SETTINGS = {
     "pollMessageWebhook": "yes",
     "editedMessageWebhook": "yes",
     "deletedMessageWebhook": "yes",
+    # Green API's own spacing between sends; this service paces each number too (message_sending_rules).
+    "delaySendMessagesMilliseconds": 1000,
 }
 # Chats nobody should ever be answered in: status updates, channels (newsletters), broadcast lists.
 _UNANSWERABLE_DOMAINS = ("broadcast", "newsletter")
