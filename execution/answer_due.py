@@ -84,7 +84,7 @@ class Responder(PollingLoop):
 
     def __init__(self, db: Database, redis, providers: ProviderRegistry, *, directives: DirectiveStore,
                  pool_size: int = 8, idle_s: float = 0.2, lease_s: float = 60.0) -> None:
-        super().__init__("responder", self._step, idle_s=idle_s)
+        super().__init__("responder", self._step, idle_s=idle_s, db=db)
         self.db, self.redis, self.providers, self.directives = db, redis, providers, directives
         self.pool_size, self.lease_s = pool_size, lease_s
         self._pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="reply")

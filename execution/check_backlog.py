@@ -1,6 +1,8 @@
-"""Show the work that is waiting: stored events, due replies, queued sends per channel, failing channels.
+"""Show the work that is waiting, who is there to do it, and which channels cannot send.
 
-Reads: webhook_events, conversations, outbox, channels. Writes nothing. `/health` carries the same
+Reads: webhook_events, conversations, outbox, channels, loop_heartbeats (every worker, responder
+and dispatcher beats every 5 s). Writes nothing. Work waiting over 30 s with no live loop of the
+kind it needs makes /health `down`. `/health` carries the same
 report under `backlog`. A channel is listed as failing after consecutive failed sends (a provider
 outage, an expired token) or while its provider reports it cannot work (Green API: logged out,
 blocked); its replies stay queued and are retried until the sending directive's horizon.
@@ -17,6 +19,8 @@ from execution.lib.db import Connection
 from execution.lib.providers import unhealthy_states
 
 FAILING_AFTER = 3     # consecutive failed sends before a channel counts as failing
+ALIVE_WITHIN_S = 30   # a loop that has not beaten for this long is taken for dead (it beats every 5 s)
+WAITING_TOO_LONG_S = 30
 
 
 @dataclass(frozen=True)
@@ -31,12 +35,29 @@ class Backlog:
     conversations_flagged: int
     sends_queued: list[dict] = field(default_factory=list)
     failing_channels: list[dict] = field(default_factory=list)
+    loops: dict = field(default_factory=dict)     # per loop kind: alive count, seconds since the last beat
+
+    @property
+    def unattended(self) -> str | None:
+        """Why waiting work has nobody to do it (no live worker of the kind it needs), or None."""
+        def alive(loop: str) -> bool:
+            return self.loops.get(loop, {}).get("alive", 0) > 0
+
+        if (self.oldest_event_s or 0) > WAITING_TOO_LONG_S and not alive("webhook-worker"):
+            return "webhook events are waiting and no event worker is running"
+        if (self.oldest_reply_due_s or 0) > WAITING_TOO_LONG_S and not alive("responder"):
+            return "replies are due and no responder is running"
+        oldest_send = max((q["oldest_s"] or 0 for q in self.sends_queued), default=0)
+        if oldest_send > WAITING_TOO_LONG_S and not alive("outbox-dispatcher"):
+            return "sends are queued and no outbox dispatcher is running"
+        return None
 
 
 def check_backlog(conn: Connection) -> Backlog:
     report = ops_store.backlog(conn)
     return Backlog(**report, failing_channels=ops_store.failing_channels(conn, at_least=FAILING_AFTER,
-                                                                         bad_states=unhealthy_states()))
+                                                                         bad_states=unhealthy_states()),
+                   loops=ops_store.heartbeats(conn, fresh_s=ALIVE_WITHIN_S))
 
 
 def main(argv: list[str] | None = None, *, resources=None) -> int:

@@ -107,6 +107,8 @@ def _status(database: ComponentHealth, redis: ComponentHealth, migrations: Migra
         return "down", "database unavailable"
     if not migrations.ok:
         return "down", "schema not ready: migrations pending or edited"
+    if backlog is not None and backlog.unattended:
+        return "down", backlog.unattended
     if not redis.ok:
         return "degraded", "redis unavailable: webhooks are still stored; replies wait for it"
     if backlog is not None and backlog.failing_channels:

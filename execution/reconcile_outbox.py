@@ -141,7 +141,7 @@ class OutboxDispatcher(PollingLoop):
 
     def __init__(self, db: Database, redis, providers: ProviderRegistry, *, directives, pool_size: int = 8,
                  idle_s: float = 0.25, settle_every_s: float = 2.0) -> None:
-        super().__init__("outbox-dispatcher", self._step, idle_s=idle_s)
+        super().__init__("outbox-dispatcher", self._step, idle_s=idle_s, db=db)
         self.db, self.redis, self.providers, self.directives = db, redis, providers, directives
         self.pool_size, self.max_idle_s, self.settle_every_s = pool_size, idle_s, settle_every_s
         self._pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="send")

@@ -60,7 +60,7 @@ class Worker(PollingLoop):
             return run_once(db, snapshot=directives.current(), batch=batch, lease_s=lease_s,
                             on_processed=on_processed).claimed > 0
 
-        super().__init__("webhook-worker", step, idle_s=idle_s)
+        super().__init__("webhook-worker", step, idle_s=idle_s, db=db)
         self.db = db
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
 

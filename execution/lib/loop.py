@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import time
 from typing import Callable
 
 import psycopg2
 
+from execution.lib import ops_store
 from execution.lib.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -20,10 +24,15 @@ class PollingLoop:
     `idle_s` or until `wake()`. A database outage backs off exponentially up to `max_backoff_s`.
     """
 
+    BEAT_EVERY_S = 5.0
+
     def __init__(self, name: str, step: Callable[[], bool], *, idle_s: float = 0.25,
-                 max_backoff_s: float = 30.0) -> None:
+                 max_backoff_s: float = 30.0, db=None) -> None:
         self.name = name
         self._step = step
+        self._db = db              # where the loop's heartbeat goes (loop_heartbeats); None: no heartbeat
+        self._beat_name = f"{socket.gethostname()}:{os.getpid()}:{name}"
+        self._next_beat = 0.0
         self.idle_s = idle_s
         self.max_backoff_s = max_backoff_s
         self.stop_event = threading.Event()
@@ -38,6 +47,7 @@ class PollingLoop:
         while not self.stop_event.is_set():
             try:
                 self._wake.clear()
+                self._beat()
                 busy = self._step()
                 failures = 0
                 if not busy:
@@ -46,6 +56,13 @@ class PollingLoop:
                 failures += 1
                 log.warning("%s: database unavailable (%s); retrying", self.name, type(exc).__name__)
                 self.stop_event.wait(min(self.max_backoff_s, 0.5 * 2 ** min(failures, 6)))
+
+    def _beat(self) -> None:
+        if self._db is None or time.monotonic() < self._next_beat:
+            return
+        self._next_beat = time.monotonic() + self.BEAT_EVERY_S
+        with self._db.connection() as conn:
+            ops_store.beat(conn, name=self._beat_name, loop=self.name)
 
     def start(self) -> "PollingLoop":
         self._thread = threading.Thread(target=self.run, name=self.name, daemon=True)
@@ -57,3 +74,9 @@ class PollingLoop:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._db is not None:   # a clean stop is not a dead loop: it leaves no stale beat behind
+            try:
+                with self._db.connection() as conn:
+                    ops_store.stop_beating(conn, name=self._beat_name)
+            except Exception:
+                log.warning("%s: heartbeat not removed at stop", self.name)

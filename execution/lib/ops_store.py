@@ -49,3 +49,34 @@ def failing_channels(conn: Connection, *, at_least: int = 1, bad_states: list[st
             (at_least, list(bad_states)),
         )
         return [dict(r) for r in cur.fetchall()]
+
+
+def beat(conn: Connection, *, name: str, loop: str) -> None:
+    """This loop is alive now."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO loop_heartbeats (name, loop) VALUES (%s, %s)
+            ON CONFLICT (name) DO UPDATE SET beat_at = now()
+            """,
+            (name, loop),
+        )
+
+
+def stop_beating(conn: Connection, *, name: str) -> None:
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM loop_heartbeats WHERE name = %s", (name,))
+
+
+def heartbeats(conn: Connection, *, fresh_s: float) -> dict:
+    """Per loop kind: how many beat within `fresh_s`, and seconds since the latest beat."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT loop, count(*) FILTER (WHERE beat_at > now() - make_interval(secs => %s)) AS alive,
+                   extract(epoch FROM now() - max(beat_at))::float8 AS last_beat_s
+              FROM loop_heartbeats GROUP BY loop ORDER BY loop
+            """,
+            (fresh_s,),
+        )
+        return {r["loop"]: {"alive": r["alive"], "last_beat_s": r["last_beat_s"]} for r in cur.fetchall()}
