@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from execution.check_escalation import check_escalation
 from execution.escalate_conversation import escalate_conversation
 from execution.generate_ai_response import Reply, agent_profile, generate_ai_response
-from execution.lib import cli, conversation_store, followup_store
+from execution.lib import cli, conversation_store, followup_store, message_store, tenant_store
 from execution.lib.db import Database
 from execution.lib.directives import Snapshot, load_directives
 from execution.lib.errors import NotFound, RetryLater
 from execution.lib.guards import conversation_lock
-from execution.lib.providers import ProviderRegistry
+from execution.lib.providers import ProviderRegistry, provider_class
 from execution.send_whatsapp_message import OutboundContent, SendOutcome, send_whatsapp_message
 
 
@@ -71,6 +71,10 @@ def answer_conversation(
                 conversation_store.finish_reply(conn, conversation_id=conversation_id, through_message_id=seen)
                 return AnswerReport(conversation_id, Answer.HUMAN if conversation["mode"] != "AI" else Answer.NOTHING)
             agent = agent_profile(conn, agent_id=conversation["agent_id"])
+            if _chat_has_unapplied_messages(conn, conversation):
+                # Decide once that message is applied (it may be the agent taking over): no reply is
+                # written for a conversation that is about to change.
+                raise RetryLater("a message of this chat is received but not applied yet")
         last = messages[-1]
         decision = check_escalation("\n".join(m["body"] or "" for m in messages),   # decide
                                     directive=snapshot["escalation_triggers"], agent_name=agent["name"],
@@ -87,6 +91,13 @@ def answer_conversation(
         with db.connection() as conn:
             conversation_store.finish_reply(conn, conversation_id=conversation_id, through_message_id=last["id"])
         return report
+
+
+def _chat_has_unapplied_messages(conn, conversation: dict) -> bool:
+    channel = tenant_store.get_channel(conn, channel_id=conversation["channel_id"])
+    return message_store.unapplied_person_events(
+        conn, channel_id=conversation["channel_id"], chat_id=conversation["chat_id"],
+        event_types=provider_class(channel["provider"]).person_event_types) > 0
 
 
 def _send_reply(db, redis, providers, snapshot, conversation, version: int, last: dict, reply: Reply) -> AnswerReport:

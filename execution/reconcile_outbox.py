@@ -30,10 +30,9 @@ from execution.lib import cli, conversation_store, message_store, tenant_store
 from execution.lib.db import Database
 from execution.lib.delivery import deliver
 from execution.lib.directives import Snapshot, load_directives
-from execution.lib.errors import ProviderError
 from execution.lib.loop import PollingLoop
 from execution.lib.outbound import OutboundContent
-from execution.lib.providers import ProviderRegistry
+from execution.lib.providers import ProviderRegistry, provider_class
 from execution.lib.providers.base import SendLookup
 
 log = logging.getLogger(__name__)
@@ -90,13 +89,19 @@ def _channel(db: Database, channel_id: int) -> dict:
 def _resolve_stranded(db, providers, row: dict, *, snapshot: Snapshot, report: ReconcileReport) -> None:
     """A send whose sender died: find out from the provider whether it went."""
     channel = _channel(db, row["channel_id"])
-    try:
-        found, pmid = providers.for_channel(channel).find_sent(
-            chat_id=row["chat_id"], text=row["payload"].get("text"), since=row["created_at"])
-    except ProviderError:
-        found, pmid = SendLookup.UNKNOWN, None
-    age_s = (datetime.now(timezone.utc) - row["created_at"]).total_seconds()
+    started = row["attempt_started_at"] or row["created_at"]
+    text = row["payload"].get("text") if row["kind"] == "text" else None
+    found, pmid = SendLookup.UNKNOWN, None
+    if text:   # a journal can only be matched by text: pins and files are left to the unknown path
+        try:
+            found, pmid = providers.for_channel(channel).find_sent(chat_id=row["chat_id"], text=text, since=started)
+        except Exception as exc:   # the provider cannot be asked now: ask again when this claim runs out
+            log.warning("reconcile: outbox %s lookup failed: %s", row["id"], type(exc).__name__)
+    age_s = (datetime.now(timezone.utc) - started).total_seconds()
     with db.transaction() as conn:
+        if found is SendLookup.SENT and pmid and message_store.provider_id_recorded(
+                conn, channel_id=row["channel_id"], provider_message_id=pmid):
+            found = SendLookup.UNKNOWN     # that journal entry is another send of ours with the same text
         if found is SendLookup.SENT and pmid:
             message_store.finish_outbox(conn, outbox_id=row["id"], status="sent", provider_message_id=pmid,
                                         delivery_status="sent", error=None, attempts=0)
@@ -124,8 +129,17 @@ def _resend(db, redis, providers, row: dict, *, snapshot: Snapshot, report: Reco
                                           reason=f"conversation became {conv['mode']} before it could be sent")
             report.suppressed += 1
             return
+        channel = tenant_store.get_channel(conn, channel_id=row["channel_id"])
+        if row["author"] == "ai" and message_store.unapplied_person_events(
+                conn, channel_id=row["channel_id"], chat_id=row["chat_id"],
+                event_types=provider_class(channel["provider"]).person_event_types):
+            # The same fence as a first send: a person's message of this chat is acknowledged but not
+            # applied (perhaps the agent's takeover from the phone): wait for it.
+            message_store.requeue(conn, outbox_id=row["id"], in_s=0.5)
+            report.waiting += 1
+            return
     content = OutboundContent(**{k: tuple(v) if k == "parameters" else v for k, v in row["payload"].items()})
-    outcome, _, _ = deliver(db, redis, providers, snapshot=snapshot, channel=_channel(db, row["channel_id"]),
+    outcome, _, _ = deliver(db, redis, providers, snapshot=snapshot, channel=channel,
                             chat_id=row["chat_id"], outbox_id=row["id"], conversation_id=row["conversation_id"],
                             content=content, attempts_before=row["attempts"], reference=row["idempotency_key"])
     report.resent += 1

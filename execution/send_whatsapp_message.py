@@ -34,7 +34,7 @@ from execution.lib import cli, conversation_store, message_store, tenant_store
 from execution.lib.db import Database
 from execution.lib.directives import Snapshot, load_directives
 from execution.lib.delivery import deliver
-from execution.lib.errors import NotFound, OutsideWindow
+from execution.lib.errors import BadRequest, NotFound, OutsideWindow
 from execution.lib.outbound import OutboundContent, SendOutcome, SendReport, outside_window
 from execution.lib.providers import ProviderRegistry, provider_class
 
@@ -81,6 +81,8 @@ def _fence_and_record(db: Database, *, snapshot: Snapshot, conversation_id: int,
         )
         if inserted is None:
             prior = message_store.get_outbox(conn, idempotency_key=idempotency_key)
+            if prior["conversation_id"] != conv["id"]:
+                raise BadRequest("this idempotency key was already used for another conversation")
             return SendReport(SendOutcome.DUPLICATE, idempotency_key, prior["id"], prior["message_id"],
                               prior["provider_message_id"], prior["last_error"]), None, None
         outbox_id, status = inserted

@@ -141,7 +141,7 @@ def redis_db_index(servers):
     token = secrets.token_hex(8)
     for index in random.sample(range(1, 16), 15):
         client = servers.redis(index)
-        if client.set(REDIS_CLAIM_KEY, token, nx=True, ex=6 * 3600):
+        if client.set(REDIS_CLAIM_KEY, token, nx=True, ex=2 * 3600):
             yield index
             if client.get(REDIS_CLAIM_KEY) == token:
                 client.flushdb()
@@ -156,7 +156,7 @@ def redis_client(servers, redis_db_index):
     client = servers.redis(redis_db_index)
     token = client.get(REDIS_CLAIM_KEY)
     client.flushdb()
-    client.set(REDIS_CLAIM_KEY, token or "pytest", ex=6 * 3600)
+    client.set(REDIS_CLAIM_KEY, token or "pytest", ex=2 * 3600)
     yield client
     client.close()
 

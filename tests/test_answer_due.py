@@ -116,7 +116,9 @@ def test_a_busy_number_waiting_for_its_slots_does_not_hold_back_another_number(r
             run_once(resources.db, snapshot=paced)
             wait_for(lambda: other.calls("sendMessage"), timeout=10)
             waited = time.monotonic() - posted
-            assert waited < 1.5, f"the other number waited {waited:.1f} s behind the busy one"
+            # Held back, it would wait for the busy number's 5 remaining slots (5 s); on a loaded 2-core
+            # CI box a second of scheduling slack is allowed on top of the 1 s target.
+            assert waited < 2.5, f"the other number waited {waited:.1f} s behind the busy one"
             assert len(fake_green_api.calls("sendMessage")) < 6            # the busy one is still being paced
             wait_for(lambda: len(fake_green_api.calls("sendMessage")) == 6, timeout=15)
             times = sorted(c["at"] for c in fake_green_api.calls("sendMessage"))

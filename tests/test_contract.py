@@ -83,7 +83,7 @@ sys.exit(1 if events else 0)
 """
 
 
-_SKIP = {".git", ".venv", "data", "__pycache__", ".pytest_cache"}
+_SKIP = {".git", ".venv", "data", "__pycache__", ".pytest_cache", ".hypothesis"}
 
 
 def _tree():

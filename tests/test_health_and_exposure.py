@@ -63,7 +63,7 @@ def test_a_redis_outage_is_degraded_with_200_and_quickly(resources):
         r = client.get("/health")
         elapsed = time.perf_counter() - started
     assert r.status_code == 200
-    assert elapsed < 2.0      # not the client's seconds of retries: a load balancer would time out
+    assert elapsed < 4.0      # one 1 s probe, not the client's 6+ s of retries: a load balancer would time out
     body = r.json()
     assert body["status"] == "degraded" and body["ok"] is False and body["reason"].startswith("redis unavailable")
     assert body["database"]["ok"] is True and body["redis"]["ok"] is False

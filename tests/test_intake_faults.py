@@ -164,7 +164,7 @@ def test_deeply_nested_bodies_get_400_quickly_without_a_traceback(resources, gre
         elapsed = time.perf_counter() - started
     assert r.status_code == 400
     assert r.json()["error"] == f"body is nested deeper than {MAX_JSON_DEPTH} levels"
-    assert elapsed < 1.0
+    assert elapsed < 3.0      # refused before parsing: a parse of 100k levels would take far longer or crash
     assert "Traceback" not in caplog.text and not any(rec.exc_info for rec in caplog.records)
     assert _stored(resources.db) == []
 

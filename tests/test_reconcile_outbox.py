@@ -88,7 +88,8 @@ def test_past_the_horizon_a_send_fails_and_the_agent_is_flagged(resources, regis
 def _strand(resources, *, age="5 minutes"):
     """What a sender that died mid-send leaves: pending, no provider id, its claim run out."""
     _sql(resources, "UPDATE outbox SET status = 'pending', provider_message_id = NULL, "
-                    "claimed_until = now() - interval '1 second', created_at = now() - %s::interval", (age,))
+                    "claimed_until = now() - interval '1 second', created_at = now() - %s::interval, "
+                    "attempt_started_at = now() - %s::interval", (age, age))
     _sql(resources, "UPDATE messages SET provider_message_id = NULL, delivery_status = 'pending' "
                     "WHERE outbox_id IS NOT NULL")
 

@@ -8,9 +8,11 @@ waiting for the channel's pacing slot or while the provider answers.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import datetime
 
+import psycopg2
 import redis as redis_lib
 
 from execution.lib import message_store, tenant_store
@@ -35,23 +37,42 @@ def interval_ms(channel: dict, *, snapshot: Snapshot) -> int:
     return sending["send_interval_ms"].get(channel["provider"], sending["default_send_interval_ms"])
 
 
+# Without Redis, pacing falls back to this process's own record of each channel's next slot: sends
+# from this process stay spaced (several processes could then come closer than the interval).
+_local_next: dict[int, float] = {}
+_local_lock = threading.Lock()
+
+
+def _take_local_slot(channel_id: int, interval: int) -> int:
+    with _local_lock:
+        now = time.monotonic() * 1000
+        wait = max(0.0, _local_next.get(channel_id, 0.0) - now)
+        if wait > WAIT_FOR_SLOT_MS:
+            return -int(wait)
+        _local_next[channel_id] = now + wait + interval
+        return int(wait)
+
+
 def take_slot(redis: redis_lib.Redis | None, channel: dict, *, snapshot: Snapshot) -> int:
     """ms to wait for this channel's slot, or minus the ms until it when it is not worth waiting for."""
-    if redis is None:
-        return 0
+    interval = interval_ms(channel, snapshot=snapshot)
+    if redis is None or interval <= 0:
+        return _take_local_slot(channel["id"], interval) if interval > 0 else 0
     try:
-        return take_send_slot(redis, channel["id"], interval_ms=interval_ms(channel, snapshot=snapshot),
-                              max_wait_ms=WAIT_FOR_SLOT_MS)
+        return take_send_slot(redis, channel["id"], interval_ms=interval, max_wait_ms=WAIT_FOR_SLOT_MS)
     except redis_lib.RedisError:
-        log.warning("pacing unavailable (Redis); sending without waiting for a slot")
-        return 0
+        log.warning("pacing: Redis unavailable; spacing this process's sends itself")
+        return _take_local_slot(channel["id"], interval)
 
 
 def _left_now(redis: redis_lib.Redis | None, channel: dict, *, snapshot: Snapshot) -> None:
+    interval = interval_ms(channel, snapshot=snapshot)
+    with _local_lock:
+        _local_next[channel["id"]] = max(_local_next.get(channel["id"], 0.0), time.monotonic() * 1000 + interval)
     if redis is None:
         return
     try:
-        mark_sent_now(redis, channel["id"], interval_ms=interval_ms(channel, snapshot=snapshot))
+        mark_sent_now(redis, channel["id"], interval_ms=interval)
     except redis_lib.RedisError:
         pass
 
@@ -98,11 +119,23 @@ def deliver(
         # The provider had the request at the latest when it answered: the next send on this number
         # waits a whole interval from here, however late this one left.
         _left_now(redis, channel, snapshot=snapshot)
+    try:
+        _record(db, outbox_id, conversation_id, channel, status, delivery, pmid, error, retry_in)
+    except psycopg2.IntegrityError:
+        # The provider's id is already on another row of ours (an echo settled the wrong one): record
+        # this send as unknown for the agent to look at rather than lose what happened.
+        status, delivery, error, outcome = "unknown", "unknown", "provider id already recorded on another send", \
+            SendOutcome.UNKNOWN
+        _record(db, outbox_id, conversation_id, channel, status, delivery, None, error, None)
+    log.info("send outbox=%s channel=%s outcome=%s", outbox_id, channel["id"], outcome.value)
+    return outcome, pmid, error
+
+
+def _record(db: Database, outbox_id: int, conversation_id: int, channel: dict, status: str, delivery: str,
+            pmid: str | None, error: str | None, retry_in: float | None) -> None:
     with db.transaction() as conn:
         message_store.finish_outbox(conn, outbox_id=outbox_id, status=status, provider_message_id=pmid,
                                     delivery_status=delivery, error=error, retry_in_s=retry_in)
         tenant_store.record_send_health(conn, channel_id=channel["id"], ok=status == "sent", error=error)
         if status in ("failed", "unknown"):
             message_store.flag_conversation(conn, conversation_id=conversation_id)
-    log.info("send outbox=%s channel=%s outcome=%s", outbox_id, channel["id"], outcome.value)
-    return outcome, pmid, error

@@ -56,6 +56,10 @@ class PollingLoop:
                 failures += 1
                 log.warning("%s: database unavailable (%s); retrying", self.name, type(exc).__name__)
                 self.stop_event.wait(min(self.max_backoff_s, 0.5 * 2 ** min(failures, 6)))
+            except Exception as exc:   # a loop that dies silently leaves everyone unanswered: log, back off, go on
+                failures += 1
+                log.error("%s: step failed (%s); retrying", self.name, type(exc).__name__)
+                self.stop_event.wait(min(self.max_backoff_s, 0.5 * 2 ** min(failures, 6)))
 
     def _beat(self) -> None:
         if self._db is None or time.monotonic() < self._next_beat:

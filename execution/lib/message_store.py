@@ -130,10 +130,12 @@ def insert_outbox(
         cur.execute(
             """
             INSERT INTO outbox (organization_id, conversation_id, channel_id, idempotency_key, kind, author,
-                                payload, mode_version, status, claimed_until, next_attempt_at, give_up_at)
+                                payload, mode_version, status, claimed_until, attempt_started_at,
+                                next_attempt_at, give_up_at)
             SELECT %(org)s, %(cid)s, %(channel)s, %(key)s, %(kind)s, %(author)s, %(payload)s, %(mv)s,
                    CASE WHEN q.waiting THEN 'retrying' ELSE 'pending' END,
                    CASE WHEN q.waiting THEN NULL ELSE now() + make_interval(secs => %(claim)s) END,
+                   CASE WHEN q.waiting THEN NULL ELSE now() END,
                    CASE WHEN q.waiting THEN now() END,
                    now() + make_interval(secs => %(horizon)s)
               FROM (SELECT EXISTS (SELECT 1 FROM outbox WHERE channel_id = %(channel)s
@@ -154,7 +156,7 @@ def get_outbox(conn: Connection, *, idempotency_key: str) -> dict | None:
     with conn.cursor() as cur:
         cur.execute(
             """
-            SELECT o.id, o.status, o.provider_message_id, o.last_error, m.id AS message_id
+            SELECT o.id, o.conversation_id, o.status, o.provider_message_id, o.last_error, m.id AS message_id
               FROM outbox o LEFT JOIN messages m ON m.outbox_id = o.id
              WHERE o.idempotency_key = %s
             """,
@@ -246,7 +248,7 @@ def thread_for_agent(conn: Connection, *, agent_id: int, conversation_id: int, a
 
 _UNSETTLED_COLUMNS = """
     o.id, o.organization_id, o.conversation_id, o.channel_id, o.idempotency_key, o.kind, o.author, o.payload,
-    o.mode_version, o.status, o.attempts, o.created_at, o.give_up_at, c.chat_id
+    o.mode_version, o.status, o.attempts, o.created_at, o.give_up_at, o.attempt_started_at, c.chat_id
 """
 
 
@@ -265,7 +267,8 @@ def claim_due_retries(conn: Connection, *, limit: int, claim_s: float) -> list[d
                  ORDER BY o.id LIMIT %(limit)s
                  FOR UPDATE SKIP LOCKED
             )
-            UPDATE outbox o SET status = 'pending', claimed_until = now() + make_interval(secs => %(claim)s)
+            UPDATE outbox o SET status = 'pending', claimed_until = now() + make_interval(secs => %(claim)s),
+                   attempt_started_at = now()
               FROM picked, conversations c
              WHERE o.id = picked.id AND c.id = o.conversation_id
             RETURNING {_UNSETTLED_COLUMNS}
@@ -281,7 +284,7 @@ def claim_stranded(conn: Connection, *, limit: int, claim_s: float) -> list[dict
         cur.execute(
             f"""
             WITH picked AS (
-                SELECT id FROM outbox WHERE status = 'pending' AND claimed_until < now()
+                SELECT id FROM outbox WHERE status = 'pending' AND coalesce(claimed_until, created_at) < now()
                  ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
             )
             UPDATE outbox o SET claimed_until = now() + make_interval(secs => %(claim)s)
@@ -316,27 +319,42 @@ def expire_retries(conn: Connection) -> list[dict]:
 
 
 def settle_by_text(conn: Connection, *, channel_id: int, chat_id: str, text: str, provider_message_id: str) -> int | None:
-    """Our send seen in the provider's echo or journal: the oldest unsettled row with that text, now sent."""
+    """Our send seen in the provider's echo: the one unsettled row with that text, now sent with that id.
+
+    Only when exactly one unsettled row of the chat has that text and the id is not recorded yet:
+    with two alike, the echo cannot tell which went, so nothing is settled (each is resolved on its own).
+    """
     with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM outbox WHERE channel_id = %s AND provider_message_id = %s",
+                    (channel_id, provider_message_id))
+        if cur.fetchone() is not None:
+            return None
         cur.execute(
             """
-            UPDATE outbox o SET status = 'sent', provider_message_id = %(pmid)s, claimed_until = NULL,
-                   sent_at = coalesce(o.sent_at, now())
-             WHERE o.id = (SELECT o2.id FROM outbox o2 JOIN conversations c ON c.id = o2.conversation_id
-                            WHERE o2.channel_id = %(channel)s AND c.chat_id = %(chat)s
-                              AND o2.status IN ('pending', 'unknown', 'retrying') AND o2.provider_message_id IS NULL
-                              AND o2.payload->>'text' = %(text)s
-                            ORDER BY o2.id LIMIT 1 FOR UPDATE)
-            RETURNING o.id
+            SELECT o.id FROM outbox o JOIN conversations c ON c.id = o.conversation_id
+             WHERE o.channel_id = %(channel)s AND c.chat_id = %(chat)s
+               AND o.status IN ('pending', 'unknown', 'retrying') AND o.provider_message_id IS NULL
+               AND o.payload->>'text' = %(text)s
+             ORDER BY o.id LIMIT 2 FOR UPDATE OF o
             """,
-            {"pmid": provider_message_id, "channel": channel_id, "chat": chat_id, "text": text},
+            {"channel": channel_id, "chat": chat_id, "text": text},
         )
-        row = cur.fetchone()
-        if row is None:
+        rows = cur.fetchall()
+        if len(rows) != 1:
             return None
+        outbox_id = rows[0]["id"]
+        cur.execute("UPDATE outbox SET status = 'sent', provider_message_id = %s, claimed_until = NULL, "
+                    "sent_at = coalesce(sent_at, now()) WHERE id = %s", (provider_message_id, outbox_id))
         cur.execute("UPDATE messages SET provider_message_id = %s, delivery_status = 'sent', status_detail = NULL "
-                    "WHERE outbox_id = %s", (provider_message_id, row["id"]))
-        return row["id"]
+                    "WHERE outbox_id = %s", (provider_message_id, outbox_id))
+        return outbox_id
+
+
+def provider_id_recorded(conn: Connection, *, channel_id: int, provider_message_id: str) -> bool:
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM outbox WHERE channel_id = %s AND provider_message_id = %s",
+                    (channel_id, provider_message_id))
+        return cur.fetchone() is not None
 
 
 def suppress_outbox(conn: Connection, *, outbox_id: int, reason: str) -> None:
@@ -397,3 +415,13 @@ def settle_by_key(conn: Connection, *, channel_id: int, idempotency_key: str, pr
         cur.execute("UPDATE messages SET provider_message_id = %s, delivery_status = 'sent', status_detail = NULL "
                     "WHERE outbox_id = %s", (provider_message_id, row["id"]))
         return row["id"]
+
+
+def requeue(conn: Connection, *, outbox_id: int, in_s: float) -> None:
+    """Put a claimed send back in the queue for `in_s`, as it was (no attempt counted, its error kept)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE outbox SET status = 'retrying', claimed_until = NULL, "
+            "next_attempt_at = now() + make_interval(secs => %s) WHERE id = %s",
+            (in_s, outbox_id),
+        )

@@ -111,7 +111,7 @@ def channel_by_instance(conn: Connection, *, providers: tuple[str, ...], instanc
             SELECT id, organization_id, agent_id, provider, instance_id, api_url, api_token_encrypted,
                    webhook_token_hash, webhook_secret_encrypted, status
               FROM channels
-             WHERE instance_id = %s AND provider = ANY(%s)
+             WHERE instance_id = %s AND provider = ANY(%s) AND status = 'active'
             """,
             (instance_id, list(providers)),
         )

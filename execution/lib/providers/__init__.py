@@ -47,16 +47,25 @@ class ProviderRegistry:
     def __init__(self, *, secret_key: str, overrides: dict[int, ChannelProvider] | None = None) -> None:
         self._secret_key = secret_key
         self._cache: dict[int, ChannelProvider] = dict(overrides or {})
+        self._keys: dict[int, tuple] = {}     # the credentials each cached sender was built from
         self._lock = threading.Lock()
 
     def for_channel(self, channel: dict) -> ChannelProvider:
+        """The channel's sender; rebuilt when its stored credentials change (a re-registered token)."""
         with self._lock:
-            provider = self._cache.get(channel["id"])
+            key = (channel.get("api_token_encrypted"), channel.get("api_url"))
+            cached = self._cache.get(channel["id"])
+            provider = cached if cached is not None and self._keys.get(channel["id"], key) == key else None
             if provider is None:
                 cls = provider_class(channel["provider"])
                 if not channel.get("api_token_encrypted") and cls.needs_credentials:
                     # Connected but no credentials yet: record what would be sent, send nothing.
-                    cls = next(c for c in _classes().values() if not c.needs_credentials and c.route == cls.route)
+                    recorder = next((c for c in _classes().values() if not c.needs_credentials and c.route == cls.route),
+                                    None)
+                    if recorder is None:
+                        raise ConfigError(f"channel {channel['id']}: {cls.name} has no credentials; register it again")
+                    cls = recorder
                 provider = cls.from_channel(channel, secret_key=self._secret_key)
                 self._cache[channel["id"]] = provider
+                self._keys[channel["id"]] = key
             return provider
