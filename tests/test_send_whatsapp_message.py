@@ -78,6 +78,9 @@ def test_429_and_5xx_are_retried_with_a_bound(resources, registry, conversation,
     fake_green_api.plan("sendMessage", 429, 502, 200)
     assert send(resources, registry, conversation, "k1").outcome is SendOutcome.SENT
     assert len(fake_green_api.calls("sendMessage")) == 3
+    with resources.db.connection() as c, c.cursor() as cur:     # every HTTP request counts as an attempt
+        cur.execute("SELECT attempts FROM outbox WHERE idempotency_key = 'k1'")
+        assert cur.fetchone()["attempts"] == 3
     fake_green_api.plan("sendMessage", 500, 500, 500, 500)
     report = send(resources, registry, conversation, "k2")
     # Not taken after a bounded 3 attempts: queued for reconcile_outbox to retry, never dropped as failed.

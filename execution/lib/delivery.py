@@ -101,41 +101,47 @@ def deliver(
     if wait_ms:
         time.sleep(wait_ms / 1000)
     status, delivery, pmid, error, outcome, retry_in = "sent", "pending", None, None, SendOutcome.SENT, None
+    attempts = 1
     try:
         result = call_provider(providers.for_channel(channel), chat_id, content, reference=reference)
-        pmid, delivery = result.provider_message_id, result.delivery_status
-    except ProviderOutcomeUnknown as exc:
-        status, delivery, error, outcome = "unknown", "unknown", str(exc), SendOutcome.UNKNOWN
-    except ProviderQuotaExceeded as exc:
-        status, delivery, error = "failed", "failed", f"{exc} {exc.detail or ''}".strip()
-        outcome = SendOutcome.QUOTA_EXCEEDED
-    except ProviderRetryable as exc:
-        # The provider did not take it (down, rate-limited): keep it queued, in order, until the horizon.
-        status, delivery, error, outcome = "retrying", "pending", str(exc), SendOutcome.QUEUED
-        retry_in = retry_delay_s(attempts_before + 1, snapshot=snapshot)
+        pmid, delivery, attempts = result.provider_message_id, result.delivery_status, result.attempts
     except ProviderError as exc:
-        status, delivery, error, outcome = "failed", "failed", str(exc), SendOutcome.FAILED
+        attempts = exc.attempts
+        status, delivery, error, outcome, retry_in = _outcome_of(exc, attempts_before, snapshot)
     finally:
         # The provider had the request at the latest when it answered: the next send on this number
         # waits a whole interval from here, however late this one left.
         _left_now(redis, channel, snapshot=snapshot)
     try:
-        _record(db, outbox_id, conversation_id, channel, status, delivery, pmid, error, retry_in)
+        _record(db, outbox_id, conversation_id, channel, status, delivery, pmid, error, retry_in, attempts)
     except psycopg2.IntegrityError:
         # The provider's id is already on another row of ours (an echo settled the wrong one): record
         # this send as unknown for the agent to look at rather than lose what happened.
         status, delivery, error, outcome = "unknown", "unknown", "provider id already recorded on another send", \
             SendOutcome.UNKNOWN
-        _record(db, outbox_id, conversation_id, channel, status, delivery, None, error, None)
+        _record(db, outbox_id, conversation_id, channel, status, delivery, None, error, None, attempts)
     log.info("send outbox=%s channel=%s outcome=%s", outbox_id, channel["id"], outcome.value)
     return outcome, pmid, error
 
 
+def _outcome_of(exc: ProviderError, attempts_before: int, snapshot: Snapshot):
+    """(status, delivery status, error, outcome, retry in s) for a provider call that raised."""
+    if isinstance(exc, ProviderOutcomeUnknown):
+        return "unknown", "unknown", str(exc), SendOutcome.UNKNOWN, None
+    if isinstance(exc, ProviderQuotaExceeded):
+        return "failed", "failed", f"{exc} {exc.detail or ''}".strip(), SendOutcome.QUOTA_EXCEEDED, None
+    if isinstance(exc, ProviderRetryable):
+        # The provider did not take it (down, rate-limited): keep it queued, in order, until the horizon.
+        return "retrying", "pending", str(exc), SendOutcome.QUEUED, retry_delay_s(attempts_before + 1,
+                                                                                   snapshot=snapshot)
+    return "failed", "failed", str(exc), SendOutcome.FAILED, None
+
+
 def _record(db: Database, outbox_id: int, conversation_id: int, channel: dict, status: str, delivery: str,
-            pmid: str | None, error: str | None, retry_in: float | None) -> None:
+            pmid: str | None, error: str | None, retry_in: float | None, attempts: int) -> None:
     with db.transaction() as conn:
         message_store.finish_outbox(conn, outbox_id=outbox_id, status=status, provider_message_id=pmid,
-                                    delivery_status=delivery, error=error, retry_in_s=retry_in)
+                                    delivery_status=delivery, error=error, retry_in_s=retry_in, attempts=attempts)
         tenant_store.record_send_health(conn, channel_id=channel["id"], ok=status == "sent", error=error)
         if status in ("failed", "unknown"):
             message_store.flag_conversation(conn, conversation_id=conversation_id)

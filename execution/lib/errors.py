@@ -49,6 +49,7 @@ class ProviderError(AppError):
         self.status = status
         self.detail = detail
         self.code = code          # the provider's own error code (Meta: 131047, 130429, 190, ...)
+        self.attempts = 1         # HTTP requests made before giving up (set by the retry policy)
 
 
 class ProviderRetryable(ProviderError):

@@ -32,6 +32,7 @@ from execution.lib.providers.base import (
     SendResult,
     StatusUpdate,
     WebhookRequest,
+    counted,
     unauthorized,
 )
 from execution.lib.security import decrypt_secret, token_matches
@@ -451,11 +452,11 @@ class GreenApiProvider(GreenApiReceiver):
         raise ProviderRejected(f"{method}: HTTP {status}", status=status, detail=detail)
 
     def _send(self, method: str, body: dict) -> SendResult:
-        data = self._retrying(self._post_once)(method, body)
+        data, attempts = counted(self._retrying, self._post_once)(method, body)
         msg_id = data.get("idMessage")
         if not msg_id:
             raise ProviderOutcomeUnknown(f"{method}: 200 without idMessage")
-        return SendResult(provider_message_id=str(msg_id))
+        return SendResult(provider_message_id=str(msg_id), attempts=attempts)
 
     def send_text(self, *, chat_id: str, text: str, quoted_id: str | None = None,
                   reference: str | None = None) -> SendResult:

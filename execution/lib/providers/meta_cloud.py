@@ -21,6 +21,7 @@ from execution.lib.providers.base import (
     ParsedEvent,
     SendResult,
     WebhookRequest,
+    counted,
     unauthorized,
 )
 from execution.lib.providers.meta_cloud_parse import cut_envelopes, parse_envelope
@@ -224,13 +225,13 @@ class MetaCloudProvider(ChannelProvider):
         return body
 
     def _send(self, method: str, body: dict) -> SendResult:
-        data = self._retrying(self._post_once)(method, body)
+        data, attempts = counted(self._retrying, self._post_once)(method, body)
         first = data.get("messages") if isinstance(data, dict) else None
         first = first[0] if isinstance(first, list) and first and isinstance(first[0], dict) else {}
         wamid = first.get("id")
         if not isinstance(wamid, str) or not wamid:
             raise ProviderOutcomeUnknown(f"{method}: 200 without messages[0].id")
-        return SendResult(provider_message_id=wamid, delivery_status="pending")
+        return SendResult(provider_message_id=wamid, delivery_status="pending", attempts=attempts)
 
     def _post_once(self, method: str, body: dict) -> Any:
         errors = self._exceptions
