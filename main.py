@@ -131,6 +131,8 @@ def create_app(
 
     @app.get("/simulator/api/messages", include_in_schema=False, dependencies=[Depends(_require_simulator)])
     def simulator_messages(res: ResourcesDep, channel_id: int, chat_id: str, after_id: int = 0) -> JSONResponse:
+        if "\x00" in chat_id or len(chat_id) > 200:
+            raise BadRequest("chat_id is not a chat id")
         with res.db.connection() as conn:
             timeline = message_store.sandbox_chat_timeline(conn, channel_id=channel_id, chat_id=chat_id,
                                                            after_id=after_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import select
 import threading
 from contextlib import contextmanager
 from typing import Iterator
@@ -46,6 +47,24 @@ def _connect_kwargs(statement_timeout_ms: int, connect_timeout_s: int) -> dict:
         "application_name": "wa-assistant",
         "cursor_factory": psycopg2.extras.RealDictCursor,
     }
+
+
+def _peer_closed(conn: Connection) -> bool:
+    """An idle connection whose socket is readable was closed by the server (nothing else is pending on it).
+
+    A zero-timeout select: no round trip, so a pooled connection a restart killed is never handed out.
+    """
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError, psycopg2.Error):
+        return True
+    if not readable:
+        return False
+    try:
+        conn.poll()                     # a notice or notification is fine; EOF raises
+    except psycopg2.Error:
+        return True
+    return bool(conn.closed)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -112,12 +131,12 @@ class Database:
 
     def _checkout(self) -> Connection:
         assert self._pool is not None
-        for _ in range(2):
+        for _ in range(self._maxconn + 1):   # after a server restart every idle connection may be dead
             try:
                 conn = self._pool.getconn()
             except psycopg2.OperationalError as exc:
                 raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {_first_line(exc)}") from None
-            if not conn.closed:
+            if not conn.closed and not _peer_closed(conn):
                 conn.autocommit = True
                 return conn
             self._pool.putconn(conn, close=True)
@@ -133,6 +152,23 @@ class Database:
             except psycopg2.Error:
                 broken = True
         self._pool.putconn(conn, close=broken)
+        if broken:
+            # One dead connection means the server dropped them all (a restart, a failover): the idle
+            # ones would each fail one request before anyone knew. Close them now; new ones are opened
+            # on demand.
+            self._close_idle()
+
+    def _close_idle(self) -> None:
+        pool = self._pool
+        if pool is None:
+            return
+        with pool._lock:      # psycopg2's own lock and idle list: no public way to drop only the idle ones
+            idle, pool._pool[:] = list(pool._pool), []
+        for conn in idle:
+            try:
+                conn.close()
+            except psycopg2.Error:
+                pass
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
