@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 RESUME_CHECK_EVERY_S = 60.0
 DEFER_S = 0.3
+CLAIM_LEASE_S = 20.0     # renewed every third of it while the answer runs
 REDIS_RETRY_S = 2.0   # a Redis outage: try again soon, not after the whole lease
 
 
@@ -83,20 +84,22 @@ class Responder(PollingLoop):
     """Claims due conversations while it has free threads and answers each on the pool."""
 
     def __init__(self, db: Database, redis, providers: ProviderRegistry, *, directives: DirectiveStore,
-                 pool_size: int = 8, idle_s: float = 0.2, lease_s: float = 60.0) -> None:
+                 pool_size: int = 8, idle_s: float = 0.2, lease_s: float = CLAIM_LEASE_S) -> None:
         super().__init__("responder", self._step, idle_s=idle_s, db=db)
         self.db, self.redis, self.providers, self.directives = db, redis, providers, directives
         self.pool_size, self.lease_s = pool_size, lease_s
         self._pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="reply")
-        self._in_flight: set[Future] = set()
+        self._in_flight: dict[Future, int] = {}
         self._lock = threading.Lock()
         self._next_resume_check = 0.0
+        self._next_renewal = 0.0
 
     def _step(self) -> bool:
         snapshot = self.directives.current()
         if time.monotonic() >= self._next_resume_check:
             self._next_resume_check = time.monotonic() + RESUME_CHECK_EVERY_S
             resume_conversations(self.db, snapshot=snapshot)
+        self._renew_claims()
         with self._lock:
             free = self.pool_size - len(self._in_flight)
         if free <= 0:
@@ -107,13 +110,25 @@ class Responder(PollingLoop):
             future = self._pool.submit(answer_claimed, self.db, self.redis, self.providers,
                                        conversation_id=row["id"], snapshot=snapshot)
             with self._lock:
-                self._in_flight.add(future)
+                self._in_flight[future] = row["id"]
             future.add_done_callback(self._finished)
         return bool(due)
 
+    def _renew_claims(self) -> None:
+        """Keep the claims of the answers in progress: a short lease that a live responder renews, so a
+        dead responder's conversations are answered by another within seconds, not minutes."""
+        if time.monotonic() < self._next_renewal:
+            return
+        self._next_renewal = time.monotonic() + self.lease_s / 3
+        with self._lock:
+            ids = list(self._in_flight.values())
+        if ids:
+            with self.db.connection() as conn:
+                conversation_store.extend_claims(conn, conversation_ids=ids, lease_s=self.lease_s)
+
     def _finished(self, future: Future) -> None:
         with self._lock:
-            self._in_flight.discard(future)
+            self._in_flight.pop(future, None)
         self.wake()
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -92,7 +92,10 @@ def _resolve_stranded(db, providers, row: dict, *, snapshot: Snapshot, report: R
     started = row["attempt_started_at"] or row["created_at"]
     text = row["payload"].get("text") if row["kind"] == "text" else None
     found, pmid = SendLookup.UNKNOWN, None
-    if text:   # a journal can only be matched by text: pins and files are left to the unknown path
+    called = row["call_started_at"]
+    if called is None or called < started:
+        found = SendLookup.NOT_SENT    # the sender died before calling the provider: it never went
+    elif text:   # a journal can only be matched by text: pins and files are left to the unknown path
         try:
             found, pmid = providers.for_channel(channel).find_sent(chat_id=row["chat_id"], text=text, since=started)
         except Exception as exc:   # the provider cannot be asked now: ask again when this claim runs out

@@ -1,16 +1,20 @@
-"""Faults with real processes: the app under uvicorn (and in-process loops where a test needs exact control),
-the test PostgreSQL and Redis, and fake Green API servers speaking the real wire format.
+"""Faults with real processes: the app under uvicorn and `python -m execution.worker` as subprocesses, the test
+PostgreSQL and Redis, and fake Green API servers speaking the real wire format.
 
 1. Acked means durable and answered exactly once, through three SIGKILLs of the web process.
 2. Killed mid-answer (after the claim, before the provider got the send, while the provider held it,
    after it answered): every customer answered once after the restart.
 3. Provider down: replies queue (`retrying`), nothing fails, each goes once and in order when it is back.
 4. Pacing over a run: no two sends on one number closer than the shipped 1000 ms.
-5. A phone takeover acknowledged behind a backlog of 3,000 events: no AI send in that chat after the ack.
+5. A phone takeover acknowledged behind a backlog of 3,000 events: no AI send in that chat after the ack;
+   the takeover-to-effect latency is printed (`-s`) and recorded (record_property).
 
-The app runs with the shipped directives (`DirectiveStore` always reads `directives/`; no setting
+The processes run with the shipped directives (`DirectiveStore` always reads `directives/`; no setting
 points it elsewhere): a 1.5 s burst window and 1 s pacing per Green API number, so the many-customer
-tests spread customers over many numbers (one fake server each).
+tests spread customers over many numbers (one fake server each). Waits the product takes after a crash
+that are longer than a test can afford (a send's claim, 120 s; Green API's journal delay, 180 s; in
+test 1 also the 60 s leases) are aged in the database while no process runs, and said so where done.
+FAULTS_SEED fixes test 1's kill moments; FAULTS_TAKEOVER_TRIALS sets test 5's trials (5).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import os
 import random
 import statistics
+import sys
 import threading
 import time
 from collections import Counter
@@ -26,19 +31,15 @@ from collections import Counter
 import pytest
 import requests
 
-from execution.answer_due import Responder
 from execution.lib import tenant_store
 from execution.lib.channel_directory import ChannelDirectory
 from execution.lib.db import connect
 from execution.lib.guards import LOCK_CONVERSATION
-from execution.lib.providers import ProviderRegistry
 from execution.lib.providers.base import WebhookRequest
-from execution.lib.providers.green_api import GreenApiProvider
 from execution.lib.security import encrypt_secret, hash_token
-from execution.reconcile_outbox import OutboxDispatcher
 from execution.webhook_handler import Receipt, authorize, read_request, store_events
-from execution.worker import Worker, run_once
-from tests.conftest import SHIPPED, SNAPSHOT, WEBHOOK_TOKEN, StaticDirectives, load_fixture, post_green_api
+from execution.worker import run_once
+from tests.conftest import SHIPPED, WEBHOOK_TOKEN, load_fixture, post_green_api
 from tests.fakes.green_api_server import _PATH, FakeGreenApi
 from tests.processes import AppServer, Processes, redis_url, service_env
 from tests.waiting import wait_for
@@ -192,11 +193,13 @@ def age_stranded_sends(db) -> int:
     """Let the claims of `pending` sends run out and Green API's journal delay pass, without waiting for them.
 
     Only while no sender process runs: every `pending` row then belongs to a process that was killed.
-    What this skips is send_claim_s (120 s) and GreenApiProvider.JOURNAL_DELAY_S (180 s) of waiting.
+    What this skips is send_claim_s (120 s) and GreenApiProvider.JOURNAL_DELAY_S (180 s, counted from
+    the attempt's start) of waiting.
     """
     with db.transaction() as c, c.cursor() as cur:
         cur.execute("UPDATE outbox SET claimed_until = now() - interval '1 second', "
-                    "created_at = created_at - interval '5 minutes' WHERE status = 'pending'")
+                    "created_at = created_at - interval '5 minutes', "
+                    "attempt_started_at = attempt_started_at - interval '5 minutes' WHERE status = 'pending'")
         return cur.rowcount
 
 
@@ -242,7 +245,7 @@ def release(conn) -> None:
 
 N_CHATS = 200
 N_NUMBERS = 20          # 10 customers per number: 1 s pacing keeps the run short
-KILL_WINDOWS_S = ((1.0, 4.0), (5.5, 9.0), (10.5, 15.0))
+KILL_WINDOWS_S = ((0.5, 2.5), (3.0, 5.5), (6.0, 10.0))   # s after the first webhook: intake, then sending
 
 
 def test_acked_webhooks_survive_sigkills_and_every_customer_is_answered_exactly_once(
@@ -267,7 +270,7 @@ def test_acked_webhooks_survive_sigkills_and_every_customer_is_answered_exactly_
                         acked[msg_id], failures = deliver_until_acked(
                             app, customer_body(fake.instance_id, chat, msg_id), deadline=deadline)
                         failed_attempts[0] += failures
-                        time.sleep(0.04)
+                        time.sleep(0.01)
                 except BaseException as exc:      # reported by the main thread
                     sender_errors.append(exc)
 
@@ -287,16 +290,13 @@ def test_acked_webhooks_survive_sigkills_and_every_customer_is_answered_exactly_
             assert not sender_errors, sender_errors
             posted_s = time.monotonic() - started
 
-            # Every acknowledged request is stored: the event, and the customer's message.
+            # Every acknowledged request is stored, right now: its 200 came after its commit.
             keys = {r["event_key"]: r["id"] for r in rows(resources.db, "SELECT id, event_key FROM webhook_events")}
-            stored_ids = {r["provider_message_id"] for r in rows(
-                resources.db, "SELECT provider_message_id FROM messages WHERE author = 'customer'")}
             for fake, _, _, msg_id in customers:
                 key = f"{fake.instance_id}:incomingMessageReceived:{msg_id}"
                 assert key in keys, f"acknowledged webhook {msg_id} is not stored"
                 if acked[msg_id]["outcome"] == "stored":
                     assert acked[msg_id]["event_id"] == keys[key]
-                assert msg_id in stored_ids, f"acknowledged message {msg_id} was never applied"
 
             def all_answered() -> bool:
                 return all(accepted(fake, chat) for fake, _, chat, _ in customers)
@@ -309,6 +309,10 @@ def test_acked_webhooks_survive_sigkills_and_every_customer_is_answered_exactly_
                                      f"{app.logs()}") from None
             answered_s = time.monotonic() - started
             time.sleep(3)   # anything late would be a duplicate
+            applied = {r["provider_message_id"] for r in rows(
+                resources.db, "SELECT provider_message_id FROM messages WHERE author = 'customer'")}
+            assert applied == {msg_id for _, _, _, msg_id in customers}
+            assert one(resources.db, "SELECT count(*) AS n FROM webhook_events WHERE status <> 'done'")["n"] == 0
             per_chat = Counter(c["body"]["chatId"] for fake in fakes for c in accepted(fake))
             duplicates = {chat: n for chat, n in per_chat.items() if n > 1}
             strangers = set(per_chat) - {chat for _, _, chat, _ in customers}
@@ -364,6 +368,14 @@ def test_a_web_process_killed_mid_answer_answers_everyone_once_after_restart(
             fake["C"].plan("sendMessage", ("slow", 45))
             write("C")
             wait_for(lambda: accepted(fake["C"], chat["C"]), timeout=15)
+            # A: its message is applied; its reply, due after the burst window, is held back meanwhile.
+            write("A")
+            wait_for(lambda: (conversation(resources.db, channel["A"]["id"], chat["A"]) or {}).get("reply_due_at"),
+                     timeout=10, step=0.01)
+            held = rows(resources.db, "UPDATE conversations SET reply_due_at = now() + interval '1 hour' "
+                                      "WHERE channel_id = %s AND chat_id = %s AND reply_claim_until IS NULL RETURNING id",
+                        (channel["A"]["id"], chat["A"]))
+            assert len(held) == 1 and not accepted(fake["A"]), "A was answered before the test could hold it"
             # D: the provider answers; recording it waits for the channel row the test holds.
             hold_d = blocker(test_dsn)
             holds.append(hold_d)
@@ -372,19 +384,19 @@ def test_a_web_process_killed_mid_answer_answers_everyone_once_after_restart(
             write("D")
             wait_for(lambda: accepted(fake["D"], chat["D"]) and lock_waiters(resources.db, "%UPDATE channels%"),
                      timeout=15, step=0.02)
-            # A: its conversation exists (as the worker makes it); the answer's load waits for the agents table.
-            from execution.identify_conversation import identify_conversation
-            with resources.db.transaction() as c:
-                identify_conversation(c, channel=channel["A"], chat_id=chat["A"])
+            # A is due now: claimed, its answer (holding the conversation lock) waits in the load for the agents
+            # table the test holds. Both holds must be killed inside the app's 5 s statement timeout.
             hold_a = blocker(test_dsn)
             holds.append(hold_a)
             with hold_a.cursor() as cur:
                 cur.execute("LOCK TABLE agents IN ACCESS EXCLUSIVE MODE")
-            write("A")
-            wait_for(lambda: (conversation(resources.db, channel["A"]["id"], chat["A"]) or {}).get("reply_claim_until")
-                     and lock_waiters(resources.db, "%agents%"), timeout=10, step=0.02)
+            rows(resources.db, "UPDATE conversations SET reply_due_at = now() WHERE id = %s", (held[0]["id"],))
+            wait_for(lambda: conversation(resources.db, channel["A"]["id"], chat["A"])["reply_claim_until"]
+                     and lock_waiters(resources.db, "%agents%"), timeout=4, step=0.02)
+            assert lock_waiters(resources.db, "%UPDATE channels%") == 1, "D's recording gave up before the kill"
 
             at_kill = {k: [r["status"] for r in outbox_of(resources.db, channel[k]["id"], chat[k])] for k in "ABCD"}
+            a_claim_ends = conversation(resources.db, channel["A"]["id"], chat["A"])["reply_claim_until"].timestamp()
             app.kill()
             killed = time.monotonic()
             for hold in holds:
@@ -425,12 +437,19 @@ def test_a_web_process_killed_mid_answer_answers_everyone_once_after_restart(
             duplicates = {k: len(v) - 1 for k, v in sends.items()}
             pmids = {k: [r["provider_message_id"] for r in outbox_of(resources.db, channel[k]["id"], chat[k])]
                      for k in "ABCD"}
+            a_after_claim_ran_out = sends["A"][0]["at"] - a_claim_ends
             figures = {"answered_after_restart_s": {k: round(v, 1) for k, v in sorted(answered_after.items())},
-                       "restart_after_kill_s": round(restarted - killed, 1), "duplicates": duplicates}
+                       "restart_after_kill_s": round(restarted - killed, 1),
+                       "A_answered_after_its_dead_claim_ran_out_s": round(a_after_claim_ran_out, 2),
+                       "duplicates": duplicates}
             print(f"\n[faults] killed mid-answer: {figures}")
             record_property("killed_mid_answer", json.dumps(figures))
             assert duplicates == {"A": 0, "B": 0, "C": 0, "D": 0}, figures
-            assert all(v <= 60 for v in answered_after.values()), figures
+            # B, C, D within 60 s of the restart (in fact at once). A's bound is its dead claim's lease (the
+            # responder's 60 s, taken just before the kill): answered as soon as it ran out, so at most a
+            # restart's duration past 60 s after the restart.
+            assert all(answered_after[k] <= 60 for k in "BCD"), figures
+            assert 0 <= a_after_claim_ran_out <= 3, figures
             # Settled with the provider's own id: the one the fake gave when it took the message.
             assert pmids == {k: [sends[k][0]["id_message"]] for k in "ABCD"}, pmids
             assert [c.get("refused") for c in fake["B"].calls("sendMessage")] == ["stall", None]
@@ -529,7 +548,7 @@ def test_pacing_holds_over_a_run_of_thirty_customers_on_one_number(
 # ------------------------------------------------------------------ 5. takeover under a backlog
 
 BACKLOG = 3000
-TAKEOVER_TRIALS = 5
+TAKEOVER_TRIALS = int(os.environ.get("FAULTS_TAKEOVER_TRIALS") or 5)   # each ~25-40 s: the backlog is applied first
 
 
 def store_backlog(db, channels: ChannelDirectory, bodies: list[dict], batch: int = 500) -> None:
@@ -545,10 +564,25 @@ def store_backlog(db, channels: ChannelDirectory, bodies: list[dict], batch: int
         assert all(r.outcome is Receipt.STORED for r in receipts)
 
 
-def takeover_trial(resources, fake, trial: int) -> dict:
+def wipe_organization(test_dsn: str, org_id: int) -> None:
+    """Remove one trial's rows quickly (child tables first, so no cascade scans row by row), and every event."""
+    conn = connect(test_dsn, statement_timeout_ms=0)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            for table in ("followups", "escalations", "messages", "outbox", "conversations", "contacts"):
+                cur.execute(f"DELETE FROM {table} WHERE organization_id = %s", (org_id,))
+            cur.execute("DELETE FROM organizations WHERE id = %s", (org_id,))
+            cur.execute("DELETE FROM webhook_events")
+            cur.execute("VACUUM ANALYZE webhook_events, messages, conversations, contacts, outbox")  # trials alike
+    finally:
+        conn.close()
+
+
+def takeover_trial(resources, fake, trial: int, *, procs: Processes, env: dict, test_dsn: str) -> dict:
     org_id, [channel] = make_channels(resources, [fake], slug=f"faults-takeover-{trial}")
     chat_x = f"20150000{trial:04d}@c.us"
-    loops: list = []
+    worker = None
     try:
         # X's customer message first, then 3,000 events of other chats: nothing applied yet.
         assert post_green_api(resources.db, customer_body(fake.instance_id, chat_x, f"X{trial:03d}CUSTOMER")
@@ -556,65 +590,74 @@ def takeover_trial(resources, fake, trial: int) -> dict:
         directory = ChannelDirectory(resources.db, secret_key=resources.settings.secret_key, ttl_s=300)
         store_backlog(resources.db, directory, [customer_body(fake.instance_id, f"2016{trial:02d}{n:06d}@c.us",
                                                               f"B{trial:03d}{n:08d}", "hello") for n in range(BACKLOG)])
-        report = run_once(resources.db, snapshot=SNAPSHOT, batch=1)       # only X's message is applied
+        report = run_once(resources.db, snapshot=SHIPPED, batch=1)       # only X's message is applied
         assert report.done == 1
         x = conversation(resources.db, channel["id"], chat_x)
-        assert x is not None and x["mode"] == "AI" and x["reply_due_at"] is not None   # X's reply is due now
+        assert x is not None and x["mode"] == "AI" and x["reply_due_at"] is not None   # X's reply is due
         assert one(resources.db, "SELECT count(*) AS n FROM webhook_events WHERE status = 'pending'")["n"] == BACKLOG
 
-        # The agent answers from the phone; Green API gets 200, then the worker and responder start.
+        # The agent answers from the phone; right after Green API's 200 a worker (events, replies, sends) starts.
         receipt = post_green_api(resources.db, phone_reply_body(fake.instance_id, chat_x, f"X{trial:03d}PHONE"))
         acked = time.monotonic()
         acked_wall = time.time()
         assert receipt.outcome is Receipt.STORED
-        store = StaticDirectives(SNAPSHOT)
-        providers = ProviderRegistry(secret_key=resources.settings.secret_key)
-        loops.append(Worker(resources.db, directives=store).start())
-        loops.append(Responder(resources.db, resources.redis, providers, directives=store).start())
-        loops.append(OutboxDispatcher(resources.db, resources.redis, providers, directives=store).start())
+        worker = procs.start([sys.executable, "-m", "execution.worker"], env=env, name=f"worker-{trial}")
 
-        def human() -> bool:
-            return conversation(resources.db, channel["id"], chat_x)["mode"] == "HUMAN"
-
-        wait_for(human, timeout=90, step=0.005)
-        latency = time.monotonic() - acked
-        applied_before = one(resources.db, "SELECT count(*) AS n FROM webhook_events WHERE status = 'done'")["n"]
-        wait_for(lambda: accepted(fake) and conversation(resources.db, channel["id"], chat_x)["reply_due_at"] is None,
-                 timeout=30)
-        time.sleep(0.5)
+        due_seen = {x["reply_due_at"]}           # the responder deferring X moves its due time each try
+        first_done = None
+        while True:
+            now = conversation(resources.db, channel["id"], chat_x)
+            if now["mode"] == "HUMAN":
+                latency = time.monotonic() - acked
+                break
+            if now["reply_due_at"] is not None:
+                due_seen.add(now["reply_due_at"])
+            if first_done is None and one(resources.db, "SELECT 1 AS x FROM webhook_events WHERE status = 'done' "
+                                                        "AND id > %s LIMIT 1", (receipt.event_id - BACKLOG,)):
+                first_done = time.monotonic() - acked
+            assert worker.alive(), worker.log_tail()
+            assert time.monotonic() - acked < 120, "the takeover did not take effect within 120 s"
+            time.sleep(0.02)
+        applied_by_then = one(resources.db, "SELECT count(*) AS n FROM webhook_events WHERE status = 'done'")["n"]
+        # The responder finds X's schedule dropped (or answers HUMAN); a moment more for anything late.
+        wait_for(lambda: conversation(resources.db, channel["id"], chat_x)["reply_due_at"] is None, timeout=10)
+        time.sleep(1.0)
         to_x = [c for c in fake.calls("sendMessage") if c["body"].get("chatId") == chat_x]
-        x_outbox = outbox_of(resources.db, channel["id"], chat_x)
         drafts = rows(resources.db, "SELECT delivery_status FROM messages WHERE conversation_id = %s "
                                     "AND author = 'ai'", (x["id"],))
-        return {"latency_s": latency, "events_applied_by_then": applied_before,
-                "ai_sends_to_x_after_ack": sum(1 for c in to_x if c["at"] >= acked_wall),
-                "ai_sends_to_x": len(to_x), "x_outbox": [r["status"] for r in x_outbox],
-                "x_ai_messages": [d["delivery_status"] for d in drafts],
-                "other_chats_answered_by_then": len(accepted(fake)) - len(to_x)}
+        return {"latency_s": latency, "worker_first_event_s": first_done, "events_applied_by_then": applied_by_then,
+                "x_reply_deferred": len(due_seen) - 1,
+                "ai_sends_to_x_after_ack": sum(1 for c in to_x if c["at"] >= acked_wall), "ai_sends_to_x": len(to_x),
+                "x_outbox": [r["status"] for r in outbox_of(resources.db, channel["id"], chat_x)],
+                "x_ai_messages": [d["delivery_status"] for d in drafts]}
     finally:
-        for loop in loops:
-            loop.stop()
-        with resources.db.transaction() as c, c.cursor() as cur:
-            cur.execute("DELETE FROM webhook_events")
-            cur.execute("DELETE FROM organizations WHERE id = %s", (org_id,))
+        if worker is not None:
+            procs.stop(worker)
+        wipe_organization(test_dsn, org_id)
 
 
-def test_a_phone_takeover_acked_behind_a_backlog_stops_the_assistant_at_once(resources, record_property):
+def test_a_phone_takeover_acked_behind_a_backlog_stops_the_assistant_at_once(
+        resources, servers, redis_db_index, test_dsn, tmp_path, record_property):
     [fake] = start_fakes(1, 1101900000)
+    trials = []
     try:
-        trials = [takeover_trial(resources, fake, n) for n in range(TAKEOVER_TRIALS)]
+        with Processes(tmp_path) as procs:
+            env = app_env(resources, servers, redis_db_index, test_dsn, tmp_path)
+            for n in range(TAKEOVER_TRIALS):
+                trials.append(takeover_trial(resources, fake, n, procs=procs, env=env, test_dsn=test_dsn))
+                print(f"\n[faults] takeover trial {n}: {trials[-1]}")
     finally:
         stop_fakes([fake])
     latencies = [t["latency_s"] for t in trials]
     figures = {"trials": len(trials), "backlog": BACKLOG,
                "takeover_to_human_s": {"min": round(min(latencies), 2), "median": round(statistics.median(latencies), 2),
                                        "max": round(max(latencies), 2)},
-               "events_applied_by_then": [t["events_applied_by_then"] for t in trials],
-               "other_chats_answered_by_then": [t["other_chats_answered_by_then"] for t in trials],
+               "x_reply_deferred": [t["x_reply_deferred"] for t in trials],
                "breaches": sum(t["ai_sends_to_x"] for t in trials)}
     print(f"\n[faults] takeover under a backlog: {figures}")
     record_property("takeover_latency", json.dumps(figures))
     for t in trials:
+        assert t["x_reply_deferred"] >= 1, f"the responder never tried X's due reply: the fence was not exercised {t}"
         assert t["ai_sends_to_x_after_ack"] == 0 and t["ai_sends_to_x"] == 0, t
         assert t["x_outbox"] == [], t
         assert "pending" not in t["x_ai_messages"] and "sent" not in t["x_ai_messages"], t

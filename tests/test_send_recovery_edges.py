@@ -148,3 +148,24 @@ def test_a_disabled_channel_takes_no_webhooks(resources, green_channel):
     _sql(resources, "UPDATE channels SET status = 'disabled'")
     with pytest.raises(Unauthorized):
         post_green_api(resources.db, _customer(2))
+
+
+def test_a_sender_that_died_before_calling_the_provider_is_replaced_at_once(resources, registry, convo,
+                                                                           fake_green_api):
+    _send(resources, registry, convo, "reply:1", OutboundContent(text="Here it is"))
+    fake_green_api.requests.clear()
+    _strand(resources, "reply:1", age="2 seconds")               # young: no journal could tell yet ...
+    _sql(resources, "UPDATE outbox SET call_started_at = NULL")  # ... but the call never began
+    report = reconcile_outbox(resources.db, resources.redis, registry, snapshot=SNAPSHOT)
+    assert report.resent == 1 and len(fake_green_api.calls("sendMessage")) == 1
+
+
+def test_a_live_responder_renews_its_claims_and_a_dead_ones_expire_soon(resources, convo):
+    from execution.answer_due import CLAIM_LEASE_S
+    from execution.lib import conversation_store
+
+    with resources.db.transaction() as c:
+        assert conversation_store.claim_due_replies(c, limit=5, lease_s=CLAIM_LEASE_S, conversation_id=convo["id"])
+        conversation_store.extend_claims(c, conversation_ids=[convo["id"]], lease_s=CLAIM_LEASE_S)
+    left = _sql(resources, "SELECT extract(epoch FROM reply_claim_until - now()) AS s FROM conversations")[0]["s"]
+    assert 0 < left <= CLAIM_LEASE_S <= 30          # a dead responder's conversations wait seconds, not minutes

@@ -278,3 +278,13 @@ def conversations_for_agent(conn: Connection, *, agent_id: int, limit: int = 50)
             (agent_id, limit),
         )
         return cur.fetchall()
+
+
+def extend_claims(conn: Connection, *, conversation_ids: list[int], lease_s: float) -> None:
+    """A live responder still answering these: their claims last another `lease_s`."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE conversations SET reply_claim_until = now() + make_interval(secs => %s) "
+            "WHERE id = ANY(%s) AND reply_claim_until IS NOT NULL",
+            (lease_s, conversation_ids),
+        )

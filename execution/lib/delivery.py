@@ -102,6 +102,8 @@ def deliver(
         time.sleep(wait_ms / 1000)
     status, delivery, pmid, error, outcome, retry_in = "sent", "pending", None, None, SendOutcome.SENT, None
     attempts = 1
+    with db.connection() as conn:   # from here on a crash may have reached the provider: look before resending
+        message_store.mark_calling(conn, outbox_id=outbox_id)
     try:
         result = call_provider(providers.for_channel(channel), chat_id, content, reference=reference)
         pmid, delivery, attempts = result.provider_message_id, result.delivery_status, result.attempts

@@ -248,7 +248,8 @@ def thread_for_agent(conn: Connection, *, agent_id: int, conversation_id: int, a
 
 _UNSETTLED_COLUMNS = """
     o.id, o.organization_id, o.conversation_id, o.channel_id, o.idempotency_key, o.kind, o.author, o.payload,
-    o.mode_version, o.status, o.attempts, o.created_at, o.give_up_at, o.attempt_started_at, c.chat_id
+    o.mode_version, o.status, o.attempts, o.created_at, o.give_up_at, o.attempt_started_at, o.call_started_at,
+    c.chat_id
 """
 
 
@@ -425,3 +426,9 @@ def requeue(conn: Connection, *, outbox_id: int, in_s: float) -> None:
             "next_attempt_at = now() + make_interval(secs => %s) WHERE id = %s",
             (in_s, outbox_id),
         )
+
+
+def mark_calling(conn: Connection, *, outbox_id: int) -> None:
+    """The provider call of this attempt begins now (before it, a crash leaves a send that never went)."""
+    with conn.cursor() as cur:
+        cur.execute("UPDATE outbox SET call_started_at = now() WHERE id = %s", (outbox_id,))

@@ -62,7 +62,7 @@ def test_a_snapshot_cannot_be_changed():
      "core/message_sending_rules.md: max_reply_chars: is required"),
     ("message_sending_rules", "id: message_sending_rules", "id: sending_rules",
      "core/message_sending_rules.md: id: must equal the file name"),
-    ("message_sending_rules", "version: 3", "version: one",
+    ("message_sending_rules", "version: 4", "version: one",
      "core/message_sending_rules.md: version: must be a whole number"),
     ("escalation_triggers", r"'\b(discount|", r"'\b((discount|",
      "ai_behavior/escalation_triggers.md: rules[0].patterns.en[0]: does not compile"),
@@ -120,7 +120,7 @@ def test_a_broken_set_stops_start_up(root):
 def test_cli_exits_1_naming_file_field_and_reason(root, capsys):
     assert cmd.main(["--root", str(root)]) == 0
     assert capsys.readouterr().out.count('"valid": true') == 1
-    _edit(root, "race_condition_handling", "conversation_lock_ttl_s: 30", "conversation_lock_ttl_s: 1")
+    _edit(root, "race_condition_handling", "conversation_lock_ttl_s: 15", "conversation_lock_ttl_s: 1")
     assert cmd.main(["--root", str(root)]) == 1
     err = capsys.readouterr().err
     assert "edge_cases/race_condition_handling.md: conversation_lock_ttl_s: must be between 5 and 300, got 1" in err
