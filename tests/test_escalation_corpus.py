@@ -6,30 +6,25 @@ callbacks and "are you a bot?", frustration without the word "complaint", legal 
 words, out-of-scope asks; and hard negatives that contain trigger-like words. Labelling policy:
 tests/data/README.md.
 
-Measured with the shipped regex rules (directives/ai_behavior/escalation_triggers.md, version 2):
+Measured with the shipped regex rules (directives/ai_behavior/escalation_triggers.md, version 3):
 
     language     n  pos  TP  FN  FP  TN  recall  precision
-    en          56   28   4  24   3  25    0.14       0.57
-    ar          54   27   6  21   2  25    0.22       0.75
-    arabizi     54   27   7  20   2  25    0.26       0.78
-    overall    164   82  17  65   7  75    0.21       0.71
+    en          56   28   4  24   0  28    0.14       1.00
+    ar          54   27   6  21   0  27    0.22       1.00
+    arabizi     54   27   7  20   0  27    0.26       1.00
+    overall    164   82  17  65   0  82    0.21       1.00
 
     recall by category: negotiation 5/22, human_request 4/18, legal 5/17, complaint 0/12,
     out_of_scope 3/13.
 
-False positives today (the precision bar below is not met):
-    en-32 "my lawyer is fine with it, send the brochure"                       legal: 'lawyer'
-    en-38 "is it furnished?"                                                    out_of_scope: 'furnished'
-    en-44 "already have my mortgage approved, need a 3 bed in Battersea ..."   out_of_scope: 'mortgage'
-    ar-34 "مش محتاج خصم، بس ابعتلي اللوكيشن"                                     negotiation: 'خصم'
-    ar-35 "المحامي بتاعي راجع كل حاجة وتمام، ابعتلي البروشور"                       legal: 'محامي'
-    az-34 "msh 3ayez discount, ebaatly el location bas"                         negotiation: 'discount'
-    az-35 "el mo7amy beta3y shaf el wara2 w tamam, ebaatly el brochure"         legal: 'mo7amy'
+Version 2 misfired on seven hard negatives (precision 0.71): a lawyer in a sign-off, a discount
+declined in Arabic or Arabizi, "is it furnished?", "mortgage approved"; version 3's exclusions
+cover them (they were written against this corpus, so 1.00 flatters the rules: new phrasings will
+find new misfires). Recall is what the next decider (examples by meaning, or the model) must raise.
 
 What is asserted: the corpus is well formed and balanced; no message repeats a phrasing of
-tests/test_check_escalation.py; the rules misfire on no message beyond the seven above (a new
-false positive fails); and precision >= 0.9 overall, which is marked as a strict expected failure
-until the rules stop misfiring (an unexpected pass then fails, so the marker gets removed). No
+tests/test_check_escalation.py; the rules misfire on no hard negative (a false positive fails);
+and precision stays >= 0.95. No
 recall target is asserted: the next decider (examples by meaning) is to reach recall >= 0.90 at
 precision >= 0.95 on this corpus.
 
@@ -59,7 +54,7 @@ POSITIVE_SHARE = (0.4, 0.6)          # "about half" of each language needs the a
 
 # Messages labelled needs_agent: false on which today's rules escalate. Listed so that a new misfire
 # fails the run; remove an id when a rule or exclusion fixes it.
-KNOWN_FALSE_POSITIVES = {"en-32", "en-38", "en-44", "ar-34", "ar-35", "az-34", "az-35"}
+KNOWN_FALSE_POSITIVES: set[str] = set()     # version 2 had seven; see the module docstring
 
 
 def _load() -> list[dict]:
@@ -201,7 +196,6 @@ def test_the_rules_misfire_on_no_message_beyond_the_known_ones(decisions):
 
 
 def test_precision_does_not_fall_below_todays(decisions):
-    """Today's rules: precision 0.71 overall (7 known misfires, listed in KNOWN_FALSE_POSITIVES); the target
-    with an examples-by-meaning decider is recall >= 0.90 at precision >= 0.95. This floor catches a regression."""
+    """The target with an examples-by-meaning decider is recall >= 0.90 at precision >= 0.95."""
     precision = measure(decisions)["overall"]["precision"]
-    assert precision is not None and precision >= 0.70, table(measure(decisions))
+    assert precision is not None and precision >= 0.95, table(measure(decisions))
