@@ -20,6 +20,7 @@ created and dropped), else embedded PostgreSQL and Redis in a temporary director
 from __future__ import annotations
 
 import argparse
+from abc import ABC, abstractmethod
 import asyncio
 import hashlib
 import hmac
@@ -64,18 +65,20 @@ TARGET_RPS_RATIO = 0.5
 TARGET_P99_RATIO = 3.0
 
 
-class Provider:
+class Provider(ABC):
     """One provider under test: its route, its stored provider name and how it builds a request."""
 
     label = ""
     route = ""
     stored_as = ""
 
+    @abstractmethod
     def body(self, i: int) -> bytes:
-        raise NotImplementedError
+        """The i-th webhook body (a unique message id)."""
 
+    @abstractmethod
     def headers(self, body: bytes) -> str:
-        raise NotImplementedError
+        """The provider's authentication header lines for this body."""
 
     def requests(self, n: int) -> list[bytes]:
         """n complete requests, each with a body of its own (unique message id), built before the clock starts."""

@@ -76,30 +76,6 @@ class SendResult:
     attempts: int = 1                 # HTTP requests it took (bounded retries of 429 / 5xx / refused)
 
 
-def counted(retrying, once):
-    """Run `once` under a tenacity policy and count the HTTP attempts it made: (result, attempts).
-
-    A ProviderError that ends the retries carries the count as `.attempts`.
-    """
-    from execution.lib.errors import ProviderError
-
-    attempts = 0
-
-    def attempt(*args):
-        nonlocal attempts
-        attempts += 1
-        return once(*args)
-
-    def run(*args):
-        try:
-            return retrying(attempt)(*args), attempts
-        except ProviderError as exc:
-            exc.attempts = attempts
-            raise
-
-    return run
-
-
 class SendLookup(str, enum.Enum):
     """What a provider can say about a send whose answer we never recorded (a crash mid-send)."""
 

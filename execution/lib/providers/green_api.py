@@ -12,8 +12,6 @@ import re
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_exponential
-
 from execution.lib.errors import (
     BadRequest,
     ProviderOutcomeUnknown,
@@ -32,9 +30,9 @@ from execution.lib.providers.base import (
     SendResult,
     StatusUpdate,
     WebhookRequest,
-    counted,
     unauthorized,
 )
+from execution.lib.providers.http import counted, post, retry_policy
 from execution.lib.security import decrypt_secret, token_matches
 
 if TYPE_CHECKING:  # requests is imported where it is used: urllib3 probes sockets at import time
@@ -380,12 +378,7 @@ class GreenApiProvider(GreenApiReceiver):
         self._token = api_token
         self._session = session or requests.Session()
         self._timeout = (connect_timeout_s, read_timeout_s)
-        self._retrying = retry(
-            retry=retry_if_exception_type(ProviderRetryable),
-            stop=stop_after_attempt(max_attempts) | stop_after_delay(max_total_s),
-            wait=wait_exponential(multiplier=backoff_s, max=max(backoff_s * 8, 0.01)),
-            reraise=True,
-        )
+        self._retrying = retry_policy(max_attempts=max_attempts, max_total_s=max_total_s, backoff_s=backoff_s)
 
     @classmethod
     def from_channel(cls, channel: dict, *, secret_key: str) -> ChannelProvider:
@@ -427,17 +420,7 @@ class GreenApiProvider(GreenApiReceiver):
 
     def _post_once(self, method: str, body: dict) -> dict:
         url = f"{self._base}/{method}/{self._token}"
-        errors = self._exceptions
-        try:
-            response = self._session.post(url, json=body, timeout=self._timeout)
-        except errors.ConnectTimeout:
-            raise ProviderRetryable(f"{method}: connect timeout") from None
-        except errors.ReadTimeout:
-            raise ProviderOutcomeUnknown(f"{method}: no answer within {self._timeout[1]:g}s") from None
-        except errors.ConnectionError as exc:
-            if _never_connected(exc):
-                raise ProviderRetryable(f"{method}: connection refused") from None
-            raise ProviderOutcomeUnknown(f"{method}: connection lost") from None
+        response = post(self._session, url, method=method, timeout=self._timeout, json=body)
         status = response.status_code
         detail = response.text[:500]
         if status == 200:
@@ -488,8 +471,3 @@ class GreenApiProvider(GreenApiReceiver):
         if address:
             body["address"] = address
         return self._send("sendLocation", body)
-
-
-def _never_connected(exc: Exception) -> bool:
-    text = repr(exc.args)
-    return "NewConnectionError" in text or "Connection refused" in text or "Name or service not known" in text

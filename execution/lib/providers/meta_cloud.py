@@ -11,7 +11,6 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_exponential
 
 from execution.lib.errors import BadRequest, ConfigError, ProviderOutcomeUnknown, ProviderRejected, ProviderRetryable
 from execution.lib.providers.base import (
@@ -21,9 +20,9 @@ from execution.lib.providers.base import (
     ParsedEvent,
     SendResult,
     WebhookRequest,
-    counted,
     unauthorized,
 )
+from execution.lib.providers.http import counted, post, retry_policy
 from execution.lib.providers.meta_cloud_parse import cut_envelopes, parse_envelope
 from execution.lib.security import decrypt_secret, hash_token
 
@@ -101,17 +100,11 @@ class MetaCloudProvider(ChannelProvider):
     ) -> None:
         import requests
 
-        self._exceptions = requests.exceptions
         self._url = f"{(api_url or DEFAULT_API_URL).rstrip('/')}/{phone_number_id}/messages"
         self._token = access_token
         self._session = session or requests.Session()
         self._timeout = (connect_timeout_s, read_timeout_s)
-        self._retrying = retry(
-            retry=retry_if_exception_type(ProviderRetryable),
-            stop=stop_after_attempt(max_attempts) | stop_after_delay(max_total_s),
-            wait=wait_exponential(multiplier=backoff_s, max=max(backoff_s * 8, 0.01)),
-            reraise=True,
-        )
+        self._retrying = retry_policy(max_attempts=max_attempts, max_total_s=max_total_s, backoff_s=backoff_s)
 
     def __repr__(self) -> str:
         return f"MetaCloudProvider(url={self._url!r})"
@@ -234,18 +227,8 @@ class MetaCloudProvider(ChannelProvider):
         return SendResult(provider_message_id=wamid, delivery_status="pending", attempts=attempts)
 
     def _post_once(self, method: str, body: dict) -> Any:
-        errors = self._exceptions
         headers = {"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"}
-        try:
-            response = self._session.post(self._url, json=body, headers=headers, timeout=self._timeout)
-        except errors.ConnectTimeout:
-            raise ProviderRetryable(f"{method}: connect timeout") from None
-        except errors.ReadTimeout:
-            raise ProviderOutcomeUnknown(f"{method}: no answer within {self._timeout[1]:g}s") from None
-        except errors.ConnectionError as exc:
-            if _never_connected(exc):
-                raise ProviderRetryable(f"{method}: connection refused") from None
-            raise ProviderOutcomeUnknown(f"{method}: connection lost") from None
+        response = post(self._session, self._url, method=method, timeout=self._timeout, json=body, headers=headers)
         status = response.status_code
         if 200 <= status < 300:
             try:
@@ -293,8 +276,3 @@ def _int(value: Any) -> int | None:
 
 def _scrub(text: str, token: str) -> str:
     return text.replace(token, "***") if token else text
-
-
-def _never_connected(exc: Exception) -> bool:
-    text = repr(exc.args)
-    return "NewConnectionError" in text or "Connection refused" in text or "Name or service not known" in text
