@@ -35,8 +35,23 @@ install() {  # install a requirements file unless it is unchanged since the last
   fi
 }
 
+browser() {  # the inbox's browser tests drive Debian's chromium; install it when we can
+  if [ -x /usr/bin/chromium ]; then return 0; fi
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "quickstart: installing chromium and fonts for the browser tests (apt-get)"
+    if DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-core fonts-noto-color-emoji \
+        >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq chromium fonts-noto-core fonts-noto-color-emoji >/dev/null 2>&1; }; then
+      return 0
+    fi
+  fi
+  echo "quickstart: chromium is not installed and cannot be installed here: the browser tests will be SKIPPED" >&2
+  echo "quickstart: (as root on Debian: apt-get install chromium fonts-noto-core)" >&2
+}
+
 if [ "$mode" = "test" ]; then
   install requirements-dev.txt
+  browser
   set +e
   # Four workers: the suite mostly waits on PostgreSQL, Redis and its fake servers, so on two cores
   # it still runs in about half the time. Each worker has its own database and Redis index.
@@ -60,6 +75,6 @@ install requirements.txt
 "$VPY" -m execution.seed_demo
 HOST_ADDR=$("$VPY" -c 'from execution.lib.config import load_settings as l; s=l(); print(f"{s.host} {s.port}")')
 read -r host port <<<"$HOST_ADDR"
-echo "quickstart: serving on http://$host:$port  (health: /health; stop with Ctrl-C)"
+echo "quickstart: serving on http://$host:$port  (inbox: /, log in with the demo login above; customer simulator: /simulator; health: /health; stop with Ctrl-C)"
 # exec: uvicorn gets Ctrl-C and SIGTERM itself and shuts down cleanly, embedded servers included.
 exec "$VPY" -m uvicorn main:app --host "$host" --port "$port" --no-access-log

@@ -20,13 +20,14 @@ import enum
 from dataclasses import dataclass
 
 from execution.check_escalation import check_escalation
-from execution.escalate_conversation import escalate_conversation
+from execution.escalate_conversation import escalate_conversation, handoff_for_category
 from execution.generate_ai_response import Reply, agent_profile, generate_ai_response
 from execution.lib import cli, conversation_store, followup_store, message_store, tenant_store
 from execution.lib.db import Database
 from execution.lib.directives import Snapshot, load_directives
 from execution.lib.errors import NotFound, RetryLater
 from execution.lib.guards import conversation_lock
+from execution.lib.llm import BACKENDS, ModelBackend, backend_from_settings
 from execution.lib.providers import ProviderRegistry, provider_class
 from execution.send_whatsapp_message import OutboundContent, SendOutcome, send_whatsapp_message
 
@@ -53,6 +54,7 @@ class AnswerReport:
 
 def answer_conversation(
     db: Database, redis, providers: ProviderRegistry, *, conversation_id: int, snapshot: Snapshot,
+    model: ModelBackend | None = None,
 ) -> AnswerReport:
     race = snapshot["race_condition_handling"]
     lock = conversation_lock(redis, conversation_id, ttl_ms=race["conversation_lock_ttl_s"] * 1000,
@@ -84,10 +86,18 @@ def answer_conversation(
                                          agent=agent, message=last, decision=decision, expected_mode_version=version)
             report = AnswerReport(conversation_id, Answer.ESCALATED, rule=decision.rule, sends=done.sends)
         else:
-            with db.connection() as conn:                            # generate
-                reply = generate_ai_response(conn, conversation=conversation, messages=messages, snapshot=snapshot,
-                                             agent=agent)
-            report = _send_reply(db, redis, providers, snapshot, conversation, version, last, reply)
+            reply = generate_ai_response(db, conversation=conversation, messages=messages,     # generate
+                                         snapshot=snapshot, agent=agent, model=model)
+            if reply.escalation is not None:       # the model asked for the agent, through its tool
+                decision = handoff_for_category(snapshot["escalation_triggers"], reply.escalation["category"],
+                                                language=reply.language, agent_name=agent["name"],
+                                                agent_gender=agent.get("gender"), why=reply.escalation["reason"])
+                done = escalate_conversation(db, redis, providers, snapshot=snapshot, conversation=conversation,
+                                             agent=agent, message=last, decision=decision,
+                                             expected_mode_version=version)
+                report = AnswerReport(conversation_id, Answer.ESCALATED, rule=decision.rule, sends=done.sends)
+            else:
+                report = _send_reply(db, redis, providers, snapshot, conversation, version, last, reply)
         with db.connection() as conn:
             conversation_store.finish_reply(conn, conversation_id=conversation_id, through_message_id=last["id"])
         return report
@@ -101,11 +111,12 @@ def _chat_has_unapplied_messages(conn, conversation: dict) -> bool:
 
 
 def _send_reply(db, redis, providers, snapshot, conversation, version: int, last: dict, reply: Reply) -> AnswerReport:
-    def send(key: str, content: OutboundContent):
+    def send(key: str, content: OutboundContent, generation: dict | None = None):
         return send_whatsapp_message(db, redis, providers, snapshot=snapshot, conversation_id=conversation["id"],
-                                     idempotency_key=key, author="ai", content=content, expected_mode_version=version)
+                                     idempotency_key=key, author="ai", content=content, expected_mode_version=version,
+                                     generation=generation)
 
-    first = send(f"reply:{last['id']}", OutboundContent(text=reply.text))
+    first = send(f"reply:{last['id']}", OutboundContent(text=reply.text), reply.generation)
     if first.outcome is SendOutcome.DEFERRED:
         raise RetryLater("a message of this chat is received but not applied yet")
     sends = [first.outcome.value]
@@ -116,8 +127,17 @@ def _send_reply(db, redis, providers, snapshot, conversation, version: int, last
             followup_store.insert_agent_task(conn, organization_id=conversation["organization_id"],
                                              conversation_id=conversation["id"], message_id=last["id"],
                                              kind=reply.promise)
-    if reply.pin and first.outcome in (SendOutcome.SENT, SendOutcome.QUEUED):   # the pin goes after the text
-        sends.append(send(f"pin:{last['id']}", OutboundContent(**reply.pin)).outcome.value)
+    if reply.flag and delivered:     # answered offline because the model failed: the agent should look
+        outage = (reply.generation or {}).get("outage", last["id"])
+        with db.transaction() as conn:
+            followup_store.insert_agent_task(conn, organization_id=conversation["organization_id"],
+                                             conversation_id=conversation["id"], message_id=last["id"],
+                                             kind=reply.flag, key=f"flag:{conversation['id']}:{outage}")
+    if first.outcome in (SendOutcome.SENT, SendOutcome.QUEUED):   # pins, photos go after the text
+        extras = ([reply.pin] if reply.pin else []) + list(reply.media)
+        for n, extra in enumerate(extras):
+            sends.append(send(f"pin:{last['id']}" if n == 0 and reply.pin else f"media:{last['id']}:{n}",
+                              OutboundContent(**extra)).outcome.value)
     answer = Answer.SUPPRESSED if first.outcome is SendOutcome.SUPPRESSED else Answer.REPLIED
     return AnswerReport(conversation["id"], answer, reply.kind, references=reply.references, sends=tuple(sends))
 
@@ -125,12 +145,14 @@ def _send_reply(db, redis, providers, snapshot, conversation, version: int, last
 def main(argv: list[str] | None = None, *, resources=None) -> int:
     p = cli.parser(__doc__)
     p.add_argument("--conversation", type=int, required=True, help="answer this conversation now")
+    p.add_argument("--backend", choices=BACKENDS, default=None, help="override LLM_BACKEND for this run")
     args = p.parse_args(argv)
 
     def work(res):
         providers = ProviderRegistry(secret_key=res.settings.secret_key)
         return answer_conversation(res.db, res.redis, providers, conversation_id=args.conversation,
-                                   snapshot=load_directives())
+                                   snapshot=load_directives(),
+                                   model=backend_from_settings(res.settings, choice=args.backend))
 
     return cli.run_command(work, redis=True, resources=resources)
 

@@ -27,6 +27,7 @@ from execution.lib import cli, conversation_store
 from execution.lib.db import Database
 from execution.lib.directives import DirectiveStore, Snapshot, load_directives
 from execution.lib.errors import LockBusy, RetryLater
+from execution.lib.llm import BACKENDS, ModelBackend, backend_from_settings
 from execution.lib.loop import PollingLoop
 from execution.lib.providers import ProviderRegistry
 from execution.resume_conversations import resume_conversations
@@ -40,10 +41,11 @@ REDIS_RETRY_S = 2.0   # a Redis outage: try again soon, not after the whole leas
 
 
 def answer_claimed(db: Database, redis, providers: ProviderRegistry, *, conversation_id: int,
-                   snapshot: Snapshot) -> AnswerReport:
+                   snapshot: Snapshot, model: ModelBackend | None = None) -> AnswerReport:
     """Answer one claimed conversation; never raises, so one failure cannot stop the others."""
     try:
-        return answer_conversation(db, redis, providers, conversation_id=conversation_id, snapshot=snapshot)
+        return answer_conversation(db, redis, providers, conversation_id=conversation_id, snapshot=snapshot,
+                                   model=model)
     except LockBusy:
         with db.connection() as conn:
             conversation_store.release_reply(conn, conversation_id=conversation_id, retry_in_s=1.0)
@@ -73,20 +75,24 @@ def answer_claimed(db: Database, redis, providers: ProviderRegistry, *, conversa
 
 
 def answer_due(db: Database, redis, providers: ProviderRegistry, *, snapshot: Snapshot, limit: int = 10,
-               lease_s: float = 60.0, conversation_id: int | None = None) -> list[AnswerReport]:
+               lease_s: float = 60.0, conversation_id: int | None = None,
+               model: ModelBackend | None = None) -> list[AnswerReport]:
     """Claim and answer the due conversations (or one, by id, due or not) in this thread, in turn."""
     with db.transaction() as conn:
         due = conversation_store.claim_due_replies(conn, limit=limit, lease_s=lease_s, conversation_id=conversation_id)
-    return [answer_claimed(db, redis, providers, conversation_id=row["id"], snapshot=snapshot) for row in due]
+    return [answer_claimed(db, redis, providers, conversation_id=row["id"], snapshot=snapshot, model=model)
+            for row in due]
 
 
 class Responder(PollingLoop):
     """Claims due conversations while it has free threads and answers each on the pool."""
 
     def __init__(self, db: Database, redis, providers: ProviderRegistry, *, directives: DirectiveStore,
-                 pool_size: int = 8, idle_s: float = 0.2, lease_s: float = CLAIM_LEASE_S) -> None:
+                 pool_size: int = 8, idle_s: float = 0.2, lease_s: float = CLAIM_LEASE_S,
+                 model: ModelBackend | None = None) -> None:
         super().__init__("responder", self._step, idle_s=idle_s, db=db)
         self.db, self.redis, self.providers, self.directives = db, redis, providers, directives
+        self.model = model      # None: the offline responder writes every reply
         self.pool_size, self.lease_s = pool_size, lease_s
         self._pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="reply")
         self._in_flight: dict[Future, int] = {}
@@ -108,7 +114,7 @@ class Responder(PollingLoop):
             due = conversation_store.claim_due_replies(conn, limit=free, lease_s=self.lease_s)
         for row in due:
             future = self._pool.submit(answer_claimed, self.db, self.redis, self.providers,
-                                       conversation_id=row["id"], snapshot=snapshot)
+                                       conversation_id=row["id"], snapshot=snapshot, model=self.model)
             with self._lock:
                 self._in_flight[future] = row["id"]
             future.add_done_callback(self._finished)
@@ -140,12 +146,14 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
     p = cli.parser(__doc__)
     p.add_argument("--limit", type=int, default=100, help="answer at most this many conversations")
     p.add_argument("--conversation", type=int, default=None, help="answer this one conversation now, due or not")
+    p.add_argument("--backend", choices=BACKENDS, default=None, help="override LLM_BACKEND for this run")
     args = p.parse_args(argv)
 
     def work(res):
         providers = ProviderRegistry(secret_key=res.settings.secret_key)
         return answer_due(res.db, res.redis, providers, snapshot=load_directives(), limit=args.limit,
-                          conversation_id=args.conversation)
+                          conversation_id=args.conversation,
+                          model=backend_from_settings(res.settings, choice=args.backend))
 
     return cli.run_command(work, redis=True, resources=resources)
 

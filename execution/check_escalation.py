@@ -1,10 +1,17 @@
-"""Decide whether a customer message needs the agent, by the rules of the escalation directive.
+"""Decide whether a customer message needs the agent, by the rules and examples of the escalation directive.
 
 Reads: the escalation_triggers directive. Writes nothing: the decider only decides;
 escalate_conversation acts on the decision (handoff reply, HUMAN, escalation row, agent alert).
-The text is normalised (text.normalize) before matching; every language's patterns are tried.
+First the rules: the text is normalised (text.normalize) and every language's patterns are tried;
+a match escalates at once, unless one of that rule's exclusions matches too. When no rule
+matches, the examples: the message is compared by meaning with the directive's example messages
+and look-alikes (execution/lib/meaning.py); a category a rule's exclusion excused is left out.
 
-usage: python -m execution.check_escalation --text "ممكن خصم لو دفعت كاش؟" [--agent-name Sara]
+After editing the examples, `--save-vectors` rewrites the vectors that ship beside the directive
+(escalation_triggers.vectors.npz), so a new process need not embed them all before its first answer.
+
+usage: python -m execution.check_escalation --text "ممكن خصم لو دفعت كاش؟" [--agent-name Sara] [--no-examples]
+       python -m execution.check_escalation --save-vectors
 """
 
 from __future__ import annotations
@@ -13,9 +20,9 @@ import json
 import re
 from dataclasses import dataclass
 
-from execution.lib import cli
+from execution.lib import cli, meaning
 from execution.lib.criteria import detect_language
-from execution.lib.directives import Directive, load_directives, localized
+from execution.lib.directives import Directive, DirectivesInvalid, load_directives, localized
 from execution.lib.text import normalize
 
 _COMPILED: dict[str, list] = {}   # directive checksum → compiled rules
@@ -27,8 +34,8 @@ class EscalationDecision:
     language: str
     rule: str | None = None
     category: str | None = None
-    matched: str | None = None          # the words that matched
-    pattern_language: str | None = None
+    matched: str | None = None          # the words that matched, or the nearest example
+    pattern_language: str | None = None # the language of the pattern, or of the example
     reply: str | None = None
     why: str = ""
     excluded: tuple[str, ...] = ()      # rules a look-alike exclusion ruled out
@@ -50,11 +57,13 @@ def _rules(directive: Directive) -> list:
 
 
 def check_escalation(text: str, *, directive: Directive, agent_name: str = "the agent",
-                     agent_gender: str | None = None) -> EscalationDecision:
-    """The first rule whose pattern matches and no exclusion of that rule does; else no escalation."""
+                     agent_gender: str | None = None, use_examples: bool = True) -> EscalationDecision:
+    """The first rule whose pattern matches and no exclusion of that rule does; else the nearest example
+    in meaning, when the directive's settings accept it (use_examples=False: the rules alone)."""
     language = detect_language(text)
     folded = normalize(text)
     excluded: list[str] = []
+    excused: set[str] = set()           # categories an exclusion ruled out for this message
     for rule, patterns, exclusions in _rules(directive):
         for lang, pattern in patterns:
             match = pattern.search(folded)
@@ -63,24 +72,54 @@ def check_escalation(text: str, *, directive: Directive, agent_name: str = "the 
             veto = next((e for e in exclusions if e.search(folded)), None)
             if veto is not None:
                 excluded.append(f"{rule['id']}: {match.group(0)!r} is excused by exclusion {veto.pattern!r}")
+                excused.add(rule["category"])
                 break
             reply = localized(rule["reply"], language, gender=agent_gender).format(agent_name=agent_name)
             return EscalationDecision(
                 True, language, rule["id"], rule["category"], match.group(0), lang, reply,
                 why=f"{lang} pattern of rule {rule['id']} matched {match.group(0)!r}", excluded=tuple(excluded),
             )
-    return EscalationDecision(False, language, why="no rule matched", excluded=tuple(excluded))
+    if not use_examples or not text.strip():
+        return EscalationDecision(False, language, why="no rule matched", excluded=tuple(excluded))
+    near = meaning.nearest(text, directive, veto=excused)
+    settings = directive["meaning"]
+    scores = (f"nearest example {near.example!r} ({near.example_category}, similarity {near.similarity:.2f}), "
+              f"nearest non-example {near.non_example!r} ({near.non_example_similarity:.2f}), "
+              f"margin {near.margin:+.3f}")
+    if near.category is None:
+        return EscalationDecision(
+            False, language, excluded=tuple(excluded),
+            why=f"no rule matched; no example is near enough (needs similarity >= {settings['min_similarity']} "
+                f"and margin >= {settings['margin']}): {scores}")
+    rule = next(r for r in directive["rules"] if r["category"] == near.category)
+    reply = localized(rule["reply"], language, gender=agent_gender).format(agent_name=agent_name)
+    return EscalationDecision(
+        True, language, f"examples:{near.category}", near.category, near.example, near.example_language, reply,
+        why=f"no rule matched; {scores}" + (f"; judged on the line {near.text!r}" if near.text != text.strip() else ""),
+        excluded=tuple(excluded))
 
 
 def main(argv: list[str] | None = None) -> int:
     p = cli.parser(__doc__)
-    p.add_argument("--text", required=True, help="the customer's message")
+    p.add_argument("--text", help="the customer's message")
     p.add_argument("--agent-name", default="the agent", help="name used in the handoff reply")
     p.add_argument("--agent-gender", choices=("female", "male"), default=None, help="for the Arabic wording")
+    p.add_argument("--no-examples", action="store_true", help="decide by the rules alone")
+    p.add_argument("--save-vectors", action="store_true", help="embed the examples and write their vector file")
     args = p.parse_args(argv)
-    directive = load_directives()["escalation_triggers"]
+    if args.text is None and not args.save_vectors:
+        p.error("--text or --save-vectors is required")
+    try:
+        directive = load_directives()["escalation_triggers"]
+    except DirectivesInvalid as exc:
+        print(json.dumps({"error": type(exc).__name__, "message": str(exc),
+                          "problems": [cli.jsonable(p) for p in exc.problems]}, ensure_ascii=False, indent=2))
+        return exc.exit_code
+    if args.save_vectors:
+        print(json.dumps(meaning.save_vectors(directive), ensure_ascii=False, indent=2))
+        return 0
     decision = check_escalation(args.text, directive=directive, agent_name=args.agent_name,
-                                agent_gender=args.agent_gender)
+                                agent_gender=args.agent_gender, use_examples=not args.no_examples)
     print(json.dumps(cli.jsonable(decision), ensure_ascii=False, indent=2))
     return 0
 

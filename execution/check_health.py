@@ -24,7 +24,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from execution.check_backlog import Backlog, check_backlog
-from execution.lib import cli
+from execution.lib import cli, ops_store
 from execution.lib.db import Database
 from execution.lib.directives import DirectivesInvalid, DirectiveStore, load_directives
 from execution.lib.errors import AppError
@@ -68,6 +68,7 @@ class Health:
     reason: str | None = None        # why not ok, in words that carry no error text
     details_hidden: bool = False
     backlog: Backlog | None = None   # waiting work and failing channels (with details only)
+    model: dict | None = None        # the model backends' last outcome: status ok | error | unavailable
 
     @property
     def http_status(self) -> int:
@@ -86,7 +87,8 @@ class Health:
         directives = self.directives and DirectiveHealth(self.directives.ok, self.directives.versions)
         return dataclasses.replace(
             self, database=_hide(self.database), redis=_hide(self.redis), migrations=migrations,
-            directives=directives, details_hidden=True, backlog=None)
+            directives=directives, details_hidden=True, backlog=None,
+            model=self.model and {"status": self.model["status"]})
 
 
 def _hide(component: ComponentHealth) -> ComponentHealth:
@@ -102,7 +104,7 @@ def may_see_details(authorization: str | None, *, health_token: str | None, prod
 
 
 def _status(database: ComponentHealth, redis: ComponentHealth, migrations: MigrationHealth,
-            backlog: Backlog | None = None) -> tuple[str, str | None]:
+            backlog: Backlog | None = None, model: dict | None = None) -> tuple[str, str | None]:
     if not database.ok:
         return "down", "database unavailable"
     if not migrations.ok:
@@ -114,6 +116,10 @@ def _status(database: ComponentHealth, redis: ComponentHealth, migrations: Migra
     if backlog is not None and backlog.failing_channels:
         return "degraded", (f"{len(backlog.failing_channels)} channel(s) cannot send: their replies are queued and "
                             "retried until the sending directive's horizon")
+    if model is not None and model["status"] == "error":
+        return "degraded", "the model refuses requests (key, model name or request): the offline responder answers"
+    if model is not None and model["status"] == "unavailable":
+        return "degraded", "the model is unavailable: the offline responder answers and flags conversations"
     return "ok", None
 
 
@@ -142,7 +148,7 @@ def check_health(
     directives: DirectiveHealth | None = None,
 ) -> Health:
     migrations = MigrationHealth(ok=False, error="database unavailable")
-    backlog = None
+    backlog = model = None
     if db is None:
         database = ComponentHealth(False, database_kind, error="not configured")
     else:
@@ -160,6 +166,7 @@ def check_health(
                     migrations = MigrationHealth(not pending and not changed, applied, pending, changed)
                     if migrations.ok:
                         backlog = check_backlog(conn)
+                        model = ops_store.model_status(conn)
                 except (AppError, psycopg2.Error) as exc:
                     migrations = MigrationHealth(False, error=_reason(exc))
         except (AppError, psycopg2.Error) as exc:
@@ -173,9 +180,9 @@ def check_health(
             redis_health = ComponentHealth(True, redis_kind, round((time.perf_counter() - started) * 1000, 2))
         except redis_lib.RedisError as exc:
             redis_health = ComponentHealth(False, redis_kind, error=_reason(exc))
-    status, reason = _status(database, redis_health, migrations, backlog)
+    status, reason = _status(database, redis_health, migrations, backlog, model)
     return Health(database.ok and redis_health.ok and migrations.ok, database, redis_health, migrations, directives,
-                  status, reason, backlog=backlog)
+                  status, reason, backlog=backlog, model=model)
 
 
 def _ping(client: redis_lib.Redis) -> None:

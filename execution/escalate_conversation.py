@@ -19,7 +19,7 @@ from execution.check_escalation import EscalationDecision
 from execution.identify_conversation import identify_conversation
 from execution.lib import cli, conversation_store, escalation_store, tenant_store
 from execution.lib.db import Database
-from execution.lib.directives import Snapshot, load_directives
+from execution.lib.directives import Snapshot, load_directives, localized
 from execution.lib.errors import NotFound, RetryLater
 from execution.lib.providers import ProviderRegistry, provider_class
 from execution.send_whatsapp_message import OutboundContent, SendOutcome, send_whatsapp_message
@@ -33,6 +33,23 @@ class EscalationReport:
     escalation_id: int | None
     alert: str | None
     sends: tuple[str, ...] = ()
+
+
+def handoff_for_category(directive, category: str, *, language: str, agent_name: str, agent_gender: str | None,
+                         why: str) -> EscalationDecision:
+    """The decision for a model's escalate_to_human call: that category's handoff reply, rule `model`."""
+    rule = next(r for r in directive["rules"] if r["category"] == category)
+    reply = localized(rule["reply"], language, gender=agent_gender).format(agent_name=agent_name)
+    return EscalationDecision(True, language, "model", category, None, None, reply, why=f"model: {why}"[:300])
+
+
+def _reason(decision: EscalationDecision) -> str:
+    """What the inbox shows: the words a rule matched, else the decider's own account (examples, model)."""
+    if decision.rule.startswith("examples:") and decision.matched:
+        return f"similar to “{decision.matched}”"
+    if decision.matched and decision.rule != "model":
+        return f"matched “{decision.matched}”"
+    return decision.why
 
 
 def escalate_conversation(
@@ -54,7 +71,7 @@ def escalate_conversation(
                        reason=f"escalation:{decision.rule}")
         escalation_id = escalation_store.insert_escalation(
             conn, organization_id=conversation["organization_id"], conversation_id=conversation["id"],
-            message_id=message["id"], rule=decision.rule, category=decision.category)
+            message_id=message["id"], rule=decision.rule, category=decision.category, reason=_reason(decision))
     alert = None
     if escalation_id is not None:
         alert = _alert_agent(db, redis, providers, snapshot, conversation, agent, message, decision, escalation_id)

@@ -45,7 +45,7 @@ __all__ = ["OutboundContent", "SendOutcome", "SendReport", "send_whatsapp_messag
 
 def _fence_and_record(db: Database, *, snapshot: Snapshot, conversation_id: int, idempotency_key: str, author: str,
                       content: OutboundContent, expected_mode_version: int | None,
-                      directive_versions: dict | None):
+                      directive_versions: dict | None, generation: dict | None):
     """The fence: one transaction that either writes the outbox row or keeps the draft as suppressed."""
     with db.transaction() as conn:
         conv = conversation_store.get_conversation(conn, conversation_id=conversation_id, for_update=True)
@@ -56,7 +56,7 @@ def _fence_and_record(db: Database, *, snapshot: Snapshot, conversation_id: int,
                 conn, organization_id=conv["organization_id"], conversation_id=conv["id"], direction="outbound",
                 author="ai", message_type=content.kind, body=content.text,
                 media={"draft_for": idempotency_key, **content.payload()}, delivery_status="suppressed",
-                directive_versions=directive_versions,
+                directive_versions=directive_versions, generation=generation,
             )
             return SendReport(SendOutcome.SUPPRESSED, idempotency_key, message_id=message_id,
                               error=f"conversation is {conv['mode']} (version {conv['mode_version']})"), None, None
@@ -91,6 +91,7 @@ def _fence_and_record(db: Database, *, snapshot: Snapshot, conversation_id: int,
             author=author, message_type=content.kind, body=content.text,
             media=None if content.kind == "text" else content.payload(), delivery_status="pending",
             outbox_id=outbox_id, directive_versions=directive_versions if author == "ai" else None,
+            generation=generation if author == "ai" else None,
         )
         conversation_store.touch_conversation(conn, conversation_id=conv["id"], inbound=False)
         if status == "retrying":   # older sends of this channel are still waiting: this one goes after them
@@ -109,15 +110,17 @@ def send_whatsapp_message(
     author: str,
     content: OutboundContent,
     expected_mode_version: int | None = None,
+    generation: dict | None = None,
 ) -> SendReport:
-    """Send once behind the fence; an AI message records the directive versions it was made under."""
+    """Send once behind the fence; an AI message records the directive versions it was made under and
+    `generation` (how it was written: backend, model, tokens, guard outcome)."""
     if author not in ("ai", "agent", "system"):
         raise ValueError("author must be ai, agent or system")
     if author == "ai" and expected_mode_version is None:
         raise ValueError("an AI send must carry the mode_version it read (the fence)")
     report, channel, chat_id = _fence_and_record(
         db, snapshot=snapshot, conversation_id=conversation_id, idempotency_key=idempotency_key, author=author, content=content,
-        expected_mode_version=expected_mode_version, directive_versions=snapshot.versions(),
+        expected_mode_version=expected_mode_version, directive_versions=snapshot.versions(), generation=generation,
     )
     if channel is None:
         return report

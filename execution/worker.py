@@ -77,15 +77,20 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
         if args.once:
             return drain(res.db, snapshot=load_directives(), batch=args.batch, lease_s=args.lease_seconds)
         from execution.answer_due import Responder
+        from execution.lib.llm import backend_from_settings
         from execution.lib.providers import ProviderRegistry
         from execution.reconcile_outbox import OutboxDispatcher
 
         store = DirectiveStore()
+        from execution.lib import meaning
+
+        meaning.warm(store.current()["escalation_triggers"])   # before the first reply, not during it
         worker = Worker(res.db, directives=store, batch=args.batch, lease_s=args.lease_seconds,
                         idle_s=args.idle_seconds)
         providers = ProviderRegistry(secret_key=res.settings.secret_key)
         responder = Responder(res.db, res.redis, providers, directives=store,
-                              pool_size=res.settings.reply_workers).start()
+                              pool_size=res.settings.reply_workers,
+                              model=backend_from_settings(res.settings)).start()
         dispatcher = OutboxDispatcher(res.db, res.redis, providers, directives=store,
                                       pool_size=res.settings.reply_workers).start()
         log.info("worker %s started (events and replies)", worker.worker_name)

@@ -203,6 +203,7 @@ def race_db(database):
         cur.execute("DELETE FROM webhook_events")
         cur.execute("DELETE FROM audit_log")
         cur.execute("DELETE FROM loop_heartbeats")   # a loop killed by a test leaves its last beat
+        cur.execute("DELETE FROM model_health")      # not tenant-owned: one row per model backend
         cur.execute("DELETE FROM organizations")  # ON DELETE CASCADE reaches every tenant-owned row
         cur.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND NOT (tablename = ANY(%s))",

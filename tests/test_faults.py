@@ -449,7 +449,8 @@ def test_a_web_process_killed_mid_answer_answers_everyone_once_after_restart(
             # responder's 60 s, taken just before the kill): answered as soon as it ran out, so at most a
             # restart's duration past 60 s after the restart.
             assert all(answered_after[k] <= 60 for k in "BCD"), figures
-            assert 0 <= a_after_claim_ran_out <= 3, figures
+            # (+ the answer itself: its escalation check and send take a few seconds on a loaded 2-core machine)
+            assert 0 <= a_after_claim_ran_out <= 6, figures
             # Settled with the provider's own id: the one the fake gave when it took the message.
             assert pmids == {k: [sends[k][0]["id_message"]] for k in "ABCD"}, pmids
             assert [c.get("refused") for c in fake["B"].calls("sendMessage")] == ["stall", None]

@@ -1,4 +1,4 @@
-"""The offline responder: wording from the persona directive, facts only from the agent's listings."""
+"""The offline responder (offline_reply): wording from the persona directive, facts only from the agent's listings."""
 
 import json
 import shutil
@@ -9,7 +9,8 @@ import pytest
 from execution import cancel_followups as cancel_cmd
 from execution import check_conversation_mode as mode_cmd
 from execution.resume_conversations import resume_conversations as auto_resume
-from execution.generate_ai_response import Reply, generate_ai_response
+from execution.lib.replies import Reply
+from execution.offline_reply import offline_reply as generate_ai_response
 from execution.identify_conversation import identify_conversation
 from execution.lib import message_store, tenant_store
 from execution.lib.directives import DIRECTIVES_ROOT, DirectiveStore, load_directives

@@ -141,9 +141,9 @@ HIDDEN = {
 
 def documented(paths: dict) -> dict:
     """The app's own document with what its routes really read added."""
-    assert set(paths) == {"/health", "/webhooks/{route}"}, (
+    assert set(paths) == {"/health", "/webhooks/{route}"} | INBOX_API, (
         f"the app's documented routes changed: {sorted(paths)}; teach this test what the new ones read")
-    paths = copy.deepcopy(paths)
+    paths = copy.deepcopy({k: v for k, v in paths.items() if k in ("/health", "/webhooks/{route}")})
     paths["/health"]["get"].setdefault("parameters", []).append(AUTHORIZATION)
     for method, operation in paths["/webhooks/{route}"].items():
         for parameter in operation["parameters"]:
@@ -155,6 +155,29 @@ def documented(paths: dict) -> dict:
         else:
             operation["parameters"] += HANDSHAKE_QUERY
     return paths
+
+
+INBOX_API = {"/api/auth/login", "/api/auth/logout", "/api/auth/logout-everywhere", "/api/me", "/api/conversations",
+             "/api/conversations/{conversation_id}", "/api/conversations/{conversation_id}/mode",
+             "/api/conversations/{conversation_id}/messages", "/api/conversations/{conversation_id}/read",
+             "/api/conversations/{conversation_id}/drafts/{message_id}/send",
+             "/api/conversations/{conversation_id}/messages/{message_id}/resend",
+             "/api/conversations/{conversation_id}/escalations/resolve", "/api/events", "/api/listings",
+             "/api/listings/{reference}", "/api/listings/import"}
+
+
+def inbox_documented(paths: dict, csrf: str) -> dict:
+    """The inbox API's operations, each also told about the CSRF header (the real token among others).
+    The event stream never ends, so it is left to tests/test_inbox_api.py; logging out would end the
+    session the other requests use, so those two are fuzzed without one (the first test's client)."""
+    header = {"name": "X-CSRF-Token", "in": "header", "required": False,
+              "schema": {"type": "string", "enum": [csrf, csrf + "x", ""]}}
+    out = {}
+    for path in INBOX_API - {"/api/events", "/api/auth/logout", "/api/auth/logout-everywhere"}:
+        out[path] = copy.deepcopy(paths[path])
+        for operation in out[path].values():
+            operation.setdefault("parameters", []).append(header)
+    return out
 
 
 def operations(document: dict, paths: dict) -> list:
@@ -272,7 +295,7 @@ def send(client: TestClient, item) -> int:
     return response.status_code
 
 
-def fuzz_all(client: TestClient, ops: list, *, known_bug=lambda label, item: False):
+def fuzz_all(client: TestClient, ops: list, *, known_bug=lambda label, item: False, examples: int = EXAMPLES_PER_PASS):
     """Run every pass of every operation; ({label: {status: count}}, [failure reports])."""
     counts: dict[str, dict[int, int]] = {}
     failures: list[str] = []
@@ -280,7 +303,7 @@ def fuzz_all(client: TestClient, ops: list, *, known_bug=lambda label, item: Fal
         for label, strategy in passes(operation):
             seen = counts.setdefault(label, {})
 
-            @settings(max_examples=EXAMPLES_PER_PASS, deadline=None, database=None,
+            @settings(max_examples=examples, deadline=None, database=None,
                       suppress_health_check=list(HealthCheck))
             @given(item=strategy)
             def fuzz(item) -> None:
@@ -337,6 +360,29 @@ def test_no_documented_operation_answers_5xx(app_client, capsys):
     with capsys.disabled():
         total = report("documented operations", counts)
     assert 200 in counts["POST /webhooks/green-api (positive)"], "no generated webhook was ever stored"
+    assert total >= 300, f"only {total} requests were generated"
+    assert not failures, "responses >= 500:\n\n" + "\n\n".join(failures)
+
+
+def test_no_inbox_api_operation_answers_5xx(app_client, resources, capsys):
+    """Every inbox API operation, logged in as an agent (a session cookie, the CSRF token among others
+    in the header): no response >= 500. Logged out, every one is 401."""
+    from execution.lib.security import hash_password
+
+    client, document = app_client
+    for path, method in [("/api/conversations", "get"), ("/api/listings", "get"), ("/api/me", "get")]:
+        assert client.request(method, path).status_code == 401
+    with resources.db.transaction() as conn, conn.cursor() as cur:
+        cur.execute("UPDATE agents SET password_hash = %s WHERE email = 'agent@acme.example'",
+                    (hash_password("fuzz-password-1"),))
+    assert client.post("/api/auth/login", json={"email": "agent@acme.example",
+                                                "password": "fuzz-password-1"}).status_code == 200
+    csrf = client.get("/api/me").json()["csrf_token"]
+    counts, failures = fuzz_all(client, operations(document, inbox_documented(document["paths"], csrf)),
+                                examples=20)
+    with capsys.disabled():
+        total = report("inbox API, logged in", counts)
+    assert any(200 in seen for label, seen in counts.items() if label.startswith("GET /api/conversations "))
     assert total >= 300, f"only {total} requests were generated"
     assert not failures, "responses >= 500:\n\n" + "\n\n".join(failures)
 

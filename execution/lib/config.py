@@ -39,6 +39,11 @@ class Settings:
     anthropic_model: str = "claude-sonnet-5-5"
     anthropic_timeout_s: float = 30.0
     anthropic_max_retries: int = 2
+    anthropic_base_url: str | None = None
+    llm_backend: str | None = None        # offline | claude | openai_compatible; None: from the keys set
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: str | None = field(default=None, repr=False)
     run_worker: bool = True
     reply_workers: int = 8
     demo_agent_email: str = "sara@nile-homes.example"
@@ -143,6 +148,11 @@ def load_settings(
         anthropic_model=values.get("ANTHROPIC_MODEL", "").strip() or "claude-sonnet-5-5",
         anthropic_timeout_s=_as_float(values, "ANTHROPIC_TIMEOUT_S", 30.0),
         anthropic_max_retries=_as_int(values, "ANTHROPIC_MAX_RETRIES", 2),
+        anthropic_base_url=_optional(values, "ANTHROPIC_BASE_URL"),
+        llm_backend=(_optional(values, "LLM_BACKEND") or "").lower() or None,
+        llm_base_url=_optional(values, "LLM_BASE_URL"),
+        llm_model=_optional(values, "LLM_MODEL"),
+        llm_api_key=_optional(values, "LLM_API_KEY"),
         run_worker=_as_bool(values, "RUN_WORKER", True),
         reply_workers=_as_int(values, "REPLY_WORKERS", 8),
         demo_agent_email=values.get("DEMO_AGENT_EMAIL", "").strip() or "sara@nile-homes.example",
@@ -157,8 +167,18 @@ def load_settings(
 def _validate(settings: Settings) -> None:
     if not 1 <= settings.db_pool_min <= settings.db_pool_max:
         raise ConfigError("DB_POOL_MIN must be at least 1 and at most DB_POOL_MAX")
-    if not 1 <= settings.reply_workers <= 256:
-        raise ConfigError("REPLY_WORKERS must be between 1 and 256")
+    if not 1 <= settings.reply_workers <= 1024:
+        raise ConfigError("REPLY_WORKERS must be between 1 and 1024")
+    if settings.llm_backend not in (None, "offline", "claude", "openai_compatible"):
+        raise ConfigError(f"LLM_BACKEND must be offline, claude or openai_compatible, got {settings.llm_backend!r}")
+    if settings.llm_backend == "claude" and not settings.anthropic_api_key:
+        raise ConfigError("LLM_BACKEND=claude needs ANTHROPIC_API_KEY")
+    if settings.llm_backend == "openai_compatible" and not (settings.llm_base_url and settings.llm_model):
+        raise ConfigError("LLM_BACKEND=openai_compatible needs LLM_BASE_URL and LLM_MODEL")
+    if not 1 <= settings.anthropic_timeout_s <= 30:
+        raise ConfigError("ANTHROPIC_TIMEOUT_S must be between 1 and 30 seconds (a customer is waiting)")
+    if not 0 <= settings.anthropic_max_retries <= 5:
+        raise ConfigError("ANTHROPIC_MAX_RETRIES must be between 0 and 5")
     if settings.app_env == "development":
         return
     problems = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from psycopg2.extras import Json
 
 from execution.lib.db import Connection
+from execution.lib.inbox_store import shown_references
 
 
 def upsert_contact(conn: Connection, *, organization_id: int, phone: str, display_name: str | None) -> int:
@@ -97,6 +98,15 @@ def lock_preferences(conn: Connection, *, conversation_id: int) -> dict | None:
 def set_preferences(conn: Connection, *, conversation_id: int, preferences: dict) -> None:
     with conn.cursor() as cur:
         cur.execute("UPDATE conversations SET preferences = %s WHERE id = %s", (Json(preferences), conversation_id))
+
+
+def merge_lead(conn: Connection, *, conversation_id: int, details: dict) -> dict:
+    """Add what the customer told about themselves to the conversation's lead details; the result."""
+    with conn.cursor() as cur:
+        cur.execute("UPDATE conversations SET lead = lead || %s WHERE id = %s RETURNING lead",
+                    (Json(details), conversation_id))
+        row = cur.fetchone()
+        return row["lead"] if row else {}
 
 
 def schedule_reply(conn: Connection, *, conversation_id: int, window_s: float, cap_s: float) -> None:
@@ -288,3 +298,38 @@ def extend_claims(conn: Connection, *, conversation_ids: list[int], lease_s: flo
             "WHERE id = ANY(%s) AND reply_claim_until IS NOT NULL",
             (lease_s, conversation_ids),
         )
+
+
+def model_context(conn: Connection, *, conversation_id: int, before_id: int, turns: int) -> dict:
+    """What a model reads besides the new messages: the last `turns` messages of the thread before
+    `before_id` (customer, assistant and agent; suppressed drafts left out), the listings replies have
+    shown, the lead details, and the hand-back brief if the agent's last mode change gave one."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT author, message_type, body FROM (
+                SELECT id, author, message_type, body FROM messages
+                 WHERE conversation_id = %s AND id < %s AND author IN ('customer', 'ai', 'agent')
+                   AND direction IN ('inbound', 'outbound') AND body IS NOT NULL
+                   AND coalesce(delivery_status, '') <> 'suppressed'
+                 ORDER BY id DESC LIMIT %s) recent
+             ORDER BY id
+            """,
+            (conversation_id, before_id, turns),
+        )
+        history = cur.fetchall()
+        cur.execute(
+            """
+            SELECT media FROM messages WHERE conversation_id = %s AND message_type = 'mode_change'
+             ORDER BY id DESC LIMIT 1
+            """,
+            (conversation_id,),
+        )
+        last_change = cur.fetchone()
+        cur.execute("SELECT lead, preferences FROM conversations WHERE id = %s", (conversation_id,))
+        lead = cur.fetchone() or {}
+    change = (last_change or {}).get("media") or {}
+    brief = change.get("brief") if change.get("mode") == "AI" else None
+    shown = shown_references(conn, conversation_id=conversation_id, limit=10)
+    return {"history": history, "shown": shown, "brief": brief, "lead": lead.get("lead") or {},
+            "preferences": lead.get("preferences") or {}}

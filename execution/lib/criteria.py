@@ -87,6 +87,18 @@ ARABIZI_MARKERS = ["3ayez", "fi", "hal", "fih", "feeh", "3ndak", "lw", "ahlan", 
                    "kam", "bkam", "be kam", "ezay", "law", "momken", "7aga", "el", "3shan", "ya", "eh", "keda",
                    "egar", "sha2a", "owad", "tamleek", "enta", "enti"]
 
+# Words that are Egyptian Arabic written in Latin letters and never English: one is enough.
+ARABIZI_STRONG = {
+    "3ayez", "3ayza", "3awez", "3awza", "ahlan", "ezayak", "ezayek", "ezay", "izay", "tamam", "shokran", "mashy",
+    "mashi", "aywa", "aiwa", "keda", "kda", "bokra", "bukra", "feen", "fein", "yalla", "inshallah",
+    "insha2allah", "habibi", "7abibi", "kteer", "ktir", "awy", "2awy", "tayeb", "tab3an", "delwa2ty", "dlw2ty",
+    "lessa", "leeh", "emta", "ma3lesh", "wallahi", "walla", "ya3ni", "bgad", "begad", "sha2a", "shaqa", "owda",
+    "se3r", "s3r", "mota7", "mawgood", "mawgoda", "hena", "henak", "e7na", "ento", "enty", "enta", "momken",
+    "msh", "beta3", "beta3et", "3ashan", "3shan", "3andak", "3andek", "3andko", "3ndak", "ana2", "sabah", "masa2",
+    "elhamdulillah", "alhamdulillah", "el7amdulillah", "ezzay", "bkam", "bekam", "mafeesh", "mafish", "fahem",
+    "fahma", "7elw", "7elwa", "helw", "helwa", "sa7", "ma3ak", "ma3aki", "kalemni", "asoufha", "ashoofha",
+    "ashofha", "shofha", "3ala", "3and", "egar", "tamleek", "owad", "fel", "lel", "3al"}
+
 FILLER = ("the and for with want need looking look find show have any please hello thanks thank you there what "
           "which near area عايز عاوز محتاج ابحث عن فيه في من على لو سمحت عندك عندكم حاجه ممكن ana fe el 3andak "
           "momken")
@@ -255,8 +267,9 @@ def detect_language(text: str) -> str:
     tokens = re.findall(r"[a-z0-9']+", folded)
     digit_words = [t for t in tokens if re.search(r"[a-z]", t) and re.search(r"[2357]", t)
                    and not _UNIT_TOKEN.fullmatch(t)]
-    markers = len(set(tokens) & set(ARABIZI_MARKERS)) + len(digit_words)
-    return "arabizi" if markers >= 2 or digit_words else "en"
+    if digit_words or set(tokens) & ARABIZI_STRONG:
+        return "arabizi"
+    return "arabizi" if len(set(tokens) & set(ARABIZI_MARKERS)) >= 2 else "en"
 
 
 def _blank(text: str, span: tuple[int, int]) -> str:

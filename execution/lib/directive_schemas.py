@@ -12,6 +12,7 @@ MESSAGE_TYPES = ("text", "choice", "image", "video", "document", "audio", "locat
 ESCALATION_CATEGORIES = ("negotiation", "human_request", "legal", "complaint", "out_of_scope")
 CRITERIA_FIELDS = ("area", "budget", "bedrooms", "listing_type")
 RELAXABLE = ("amenities", "size", "bedrooms", "budget", "type")
+PERSONA_STYLES = ("professional", "friendly", "casual", "premium")
 
 # Each persona template and the placeholders it may use.
 TEMPLATES = {
@@ -65,6 +66,7 @@ SCHEMAS: dict[str, Check] = {
     ),
     "ai_human_toggle_logic": directive(
         phone_reply_takes_over=boolean,
+        inbox_reply_takes_over=boolean,
         takeover_cancels_followups=boolean,
         auto_resume_after_hours=integer(1, 720, nullable=True),
         brief_max_chars=integer(0, 4000),
@@ -105,9 +107,28 @@ SCHEMAS: dict[str, Check] = {
             "reply": per_language(template("agent_name"), gendered=True),
         }, optional=("exclusions",)), min_items=1),
         agent_alert=keyed(template("rule", "category", "customer", "excerpt"), keys=("en", "ar")),
+        # Example messages by meaning (execution/lib/meaning.py): per category and language, and look-alikes.
+        examples=mapping({c: per_language(list_of(text, min_items=1)) for c in ESCALATION_CATEGORIES}),
+        non_examples=per_language(list_of(text, min_items=1)),
+        meaning=mapping({
+            "min_similarity": number(0.0, 1.0),      # cosine to the nearest example
+            "margin": number(0.0, 1.0),              # k nearest examples over k nearest non-examples
+            "k": integer(1, 10),
+        }),
     ),
     "race_condition_handling": directive(
         conversation_lock_ttl_s=integer(5, 300),
         conversation_lock_wait_s=number(0, 60),
+    ),
+    "model_replies": directive(
+        history_turns=integer(1, 100),
+        history_chars=integer(200, 50_000),
+        max_tool_rounds=integer(1, 10),
+        max_output_tokens=integer(100, 4096),
+        regenerations=integer(0, 2),
+        on_guard_miss=one_of("offline", "confirm"),
+        confirm_reply=per_language(template("agent_name"), gendered=True),
+        styles=mapping({style: text for style in PERSONA_STYLES}),
+        unrecorded_promises=mapping({lang: list_of(normalized_regex) for lang in ("en", "ar", "arabizi")}),
     ),
 }

@@ -108,3 +108,19 @@ class OutsideWindow(AppError):
     exit_code = 65
     http_status = 409
     reason = "outside_window"
+
+
+class TooManyAttempts(AppError):
+    """A rate limit: the caller may try again after `retry_after_s`."""
+    exit_code = 75
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after_s: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Forbidden(AppError):
+    """Logged in, but this request may not be made (a missing or wrong CSRF token)."""
+    exit_code = 77
+    http_status = 403

@@ -18,8 +18,9 @@ def cancel_followups(conn: Connection, *, conversation_id: int, reason: str) -> 
 
 
 def insert_agent_task(conn: Connection, *, organization_id: int, conversation_id: int, message_id: int,
-                      kind: str) -> int | None:
-    """A task the assistant promised the agent would do; once per customer message and kind."""
+                      kind: str, key: str | None = None) -> int | None:
+    """A task for the agent (a promise a reply made, or a flag); once per customer message and kind,
+    or once per `key` when given."""
     with conn.cursor() as cur:
         cur.execute(
             """
@@ -27,7 +28,7 @@ def insert_agent_task(conn: Connection, *, organization_id: int, conversation_id
             VALUES (%s, %s, %s, now(), 'agent', %s, %s)
             ON CONFLICT (idempotency_key) DO NOTHING RETURNING id
             """,
-            (organization_id, conversation_id, kind, message_id, f"promise:{message_id}:{kind}"),
+            (organization_id, conversation_id, kind, message_id, key or f"promise:{message_id}:{kind}"),
         )
         row = cur.fetchone()
         cur.execute("UPDATE conversations SET needs_attention = true WHERE id = %s", (conversation_id,))

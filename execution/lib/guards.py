@@ -20,6 +20,7 @@ from execution.lib.errors import LockBusy
 LOCK_CONVERSATION = "lock:conversation:"
 IDEMPOTENCY = "idem:"
 PACE_CHANNEL = "pace:channel:"
+LOGIN_ATTEMPTS = "ratelimit:login:"
 
 # Compare-and-delete / compare-and-extend: only the holder's token may touch the key.
 _RELEASE_LUA = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
@@ -60,6 +61,14 @@ local nxt = tonumber(redis.call('GET', KEYS[1]) or '0')
 local interval = tonumber(ARGV[1])
 if now + interval > nxt then redis.call('SET', KEYS[1], now + interval, 'PX', interval + 60000) end
 return 0
+"""
+
+
+# Count one more failure; the window (a TTL) starts at the first one and is never extended.
+_COUNT_LUA = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
 """
 
 
@@ -183,3 +192,22 @@ def mark_sent_now(client: redis_lib.Redis, channel_id: int, *, interval_ms: int)
     """The send left now: the channel's next may not leave before one interval from now."""
     if interval_ms > 0:
         client.eval(_SENT_NOW_LUA, 1, f"{PACE_CHANNEL}{int(channel_id)}", int(interval_ms))
+
+
+def failures(client: redis_lib.Redis, scope: str) -> tuple[int, int]:
+    """Failed attempts counted under `scope` in the current window, and the seconds the window has left."""
+    key = f"{LOGIN_ATTEMPTS}{scope}"
+    pipe = client.pipeline()
+    pipe.get(key)
+    pipe.ttl(key)
+    count, ttl = pipe.execute()
+    return int(count or 0), max(int(ttl or 0), 0)
+
+
+def count_failure(client: redis_lib.Redis, scope: str, *, window_s: int) -> int:
+    """One more failed attempt under `scope`; the window starts at the first failure."""
+    return int(client.eval(_COUNT_LUA, 1, f"{LOGIN_ATTEMPTS}{scope}", int(window_s)))
+
+
+def clear_failures(client: redis_lib.Redis, scope: str) -> None:
+    client.delete(f"{LOGIN_ATTEMPTS}{scope}")

@@ -30,6 +30,7 @@ def insert_message(
     webhook_event_id: int | None = None,
     provider_timestamp: datetime | None = None,
     directive_versions: dict | None = None,
+    generation: dict | None = None,
 ) -> int | None:
     """Insert one message; None if this provider message id is already stored for the conversation."""
     with conn.cursor() as cur:
@@ -37,8 +38,8 @@ def insert_message(
             """
             INSERT INTO messages (organization_id, conversation_id, direction, author, message_type, body, media,
                                   sender_id, provider_message_id, quoted_provider_id, delivery_status, outbox_id,
-                                  webhook_event_id, provider_timestamp, directive_versions)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                  webhook_event_id, provider_timestamp, directive_versions, generation)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT (conversation_id, provider_message_id) WHERE provider_message_id IS NOT NULL DO NOTHING
             RETURNING id
             """,
@@ -58,6 +59,7 @@ def insert_message(
                 webhook_event_id,
                 provider_timestamp,
                 Json(directive_versions) if directive_versions is not None else None,
+                Json(generation) if generation is not None else None,
             ),
         )
         row = cur.fetchone()
@@ -432,3 +434,20 @@ def mark_calling(conn: Connection, *, outbox_id: int) -> None:
     """The provider call of this attempt begins now (before it, a crash leaves a send that never went)."""
     with conn.cursor() as cur:
         cur.execute("UPDATE outbox SET call_started_at = now() WHERE id = %s", (outbox_id,))
+
+
+def recent_decisions(conn: Connection, *, days: int, limit: int = 20_000) -> list[dict]:
+    """The messages a directive decides on, from the last `days`: customer texts (escalate or answer)
+    and the agent's replies from the phone (take over or not), oldest first."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT id, conversation_id, author, body FROM messages
+             WHERE created_at > now() - make_interval(days => %s) AND body IS NOT NULL
+               AND ((author = 'customer' AND direction = 'inbound')
+                    OR (author = 'agent' AND direction = 'outbound' AND outbox_id IS NULL))
+             ORDER BY id LIMIT %s
+            """,
+            (days, limit),
+        )
+        return cur.fetchall()

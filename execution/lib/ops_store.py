@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 from execution.lib.db import Connection
 
 
@@ -80,3 +82,64 @@ def heartbeats(conn: Connection, *, fresh_s: float) -> dict:
             (fresh_s,),
         )
         return {r["loop"]: {"alive": r["alive"], "last_beat_s": r["last_beat_s"]} for r in cur.fetchall()}
+
+
+def model_ok(conn: Connection, *, backend: str, model: str) -> None:
+    """The backend answered. Written at most every few seconds while healthy (one row per backend)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO model_health (backend, model, last_ok_at) VALUES (%s, %s, now())
+            ON CONFLICT (backend) DO UPDATE SET last_ok_at = now(), model = EXCLUDED.model, updated_at = now()
+             WHERE model_health.last_ok_at IS NULL OR model_health.last_ok_at < now() - interval '5 seconds'
+                OR model_health.last_error_at >= model_health.last_ok_at OR model_health.model <> EXCLUDED.model
+            """,
+            (backend, model),
+        )
+
+
+def model_error(conn: Connection, *, backend: str, model: str, kind: str, error: str) -> str:
+    """The backend failed; returns the outage's key (the same for every failure since the last success)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO model_health (backend, model, last_error_at, last_error_kind, last_error)
+            VALUES (%s, %s, now(), %s, %s)
+            ON CONFLICT (backend) DO UPDATE SET last_error_at = now(), last_error_kind = EXCLUDED.last_error_kind,
+                   last_error = EXCLUDED.last_error, model = EXCLUDED.model, updated_at = now()
+            RETURNING extract(epoch FROM coalesce(last_ok_at, 'epoch'::timestamptz))::bigint AS since
+            """,
+            (backend, model, kind, error[:200]),
+        )
+        return f"{backend}:{cur.fetchone()['since']}"
+
+
+def model_health(conn: Connection) -> list[dict]:
+    """Per backend: the last success and the last error (kind and status), newest state first."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT backend, model, last_ok_at, last_error_at, last_error_kind, last_error,
+                   coalesce(last_error_at > coalesce(last_ok_at, '-infinity'::timestamptz), false) AS failing
+              FROM model_health ORDER BY updated_at DESC
+            """
+        )
+        return [dict(r) for r in cur.fetchall()]
+
+
+def model_status(conn: Connection) -> dict | None:
+    """The backends used in the last day: `error` when the latest call was rejected (configuration),
+    `unavailable` when it failed after the SDK's retries, else `ok`; None when no model has been used."""
+    rows = [r for r in model_health(conn)
+            if max(t for t in (r["last_ok_at"], r["last_error_at"]) if t is not None)
+            > datetime.now(timezone.utc) - timedelta(days=1)]
+    if not rows:
+        return None
+    failing = [r for r in rows if r["failing"]]
+    status = ("error" if any(r["last_error_kind"] == "rejected" for r in failing)
+              else "unavailable" if failing else "ok")
+    return {"status": status, "backends": [
+        {"backend": r["backend"], "model": r["model"], "failing": r["failing"], "last_error": r["last_error"],
+         "last_error_kind": r["last_error_kind"],
+         "last_ok_at": r["last_ok_at"] and r["last_ok_at"].isoformat(),
+         "last_error_at": r["last_error_at"] and r["last_error_at"].isoformat()} for r in rows]}

@@ -8,6 +8,7 @@ from psycopg2.extras import execute_values
 
 from execution.lib.db import Connection
 from execution.lib.listings import Listing
+from execution.lib.text import normalize
 
 PROPERTY_COLUMNS = """
     p.id, p.organization_id, p.agent_id, p.reference, p.project_name, p.developer_name, p.property_type,
@@ -250,3 +251,23 @@ def areas_by_slug(conn: Connection, *, slugs: list[str]) -> list[dict]:
     with conn.cursor() as cur:
         cur.execute("SELECT id, slug, name_en, name_ar FROM location_areas WHERE slug = ANY(%s)", (slugs,))
         return cur.fetchall()
+
+
+def browse_properties(conn: Connection, *, agent_id: int, q: str | None, status: str | None, limit: int,
+                      offset: int) -> tuple[list[dict], int]:
+    """The agent's listings for the listings page: a text match on reference, project, district and city
+    (Arabic normalised), by status; with the total count."""
+    pattern = f"%{normalize(q)}%" if q else None
+    with conn.cursor() as cur:
+        cur.execute(
+            f"""
+            SELECT {PROPERTY_COLUMNS}, count(*) OVER () AS total FROM properties p
+             WHERE p.agent_id = %(agent)s AND (%(status)s::text IS NULL OR p.status = %(status)s)
+               AND (%(q)s::text IS NULL OR normalize_text(concat_ws(' ', p.reference, p.project_name, p.district,
+                                                                    p.district_ar, p.city, p.property_type)) LIKE %(q)s)
+             ORDER BY p.reference LIMIT %(limit)s OFFSET %(offset)s
+            """,
+            {"agent": agent_id, "status": status, "q": pattern, "limit": limit, "offset": offset},
+        )
+        rows = cur.fetchall()
+    return rows, (rows[0]["total"] if rows else 0)

@@ -14,19 +14,36 @@ def generate_secret(nbytes: int = 32) -> str:
     return secrets.token_urlsafe(nbytes)
 
 
+_ARGON2 = None
+
+
+def _argon2():
+    global _ARGON2
+    if _ARGON2 is None:
+        from argon2 import PasswordHasher
+
+        _ARGON2 = PasswordHasher()     # argon2id with the library's current parameters
+    return _ARGON2
+
+
 def hash_password(password: str) -> str:
-    """scrypt with a random salt, stored as `scrypt$n$r$p$salt$hash`."""
+    """argon2id with a random salt (the encoded `$argon2id$...` string)."""
     if not password:
         raise ValueError("password must not be empty")
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P)
-    b64 = base64.urlsafe_b64encode
-    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
+    return _argon2().hash(password)
 
 
 def verify_password(password: str, stored: str | None) -> bool:
+    """True when `password` matches; reads argon2 hashes and the scrypt ones written before them."""
     if not stored or not password:
         return False
+    if stored.startswith("$argon2"):
+        from argon2.exceptions import InvalidHashError, VerificationError
+
+        try:
+            return _argon2().verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return False
     try:
         scheme, n, r, p, salt, digest = stored.split("$")
         if scheme != "scrypt":
@@ -38,6 +55,11 @@ def verify_password(password: str, stored: str | None) -> bool:
     except ValueError:
         return False
     return hmac.compare_digest(actual, expected)
+
+
+def needs_rehash(stored: str) -> bool:
+    """A hash from before argon2, or with weaker parameters than today's: replace it at the next login."""
+    return not stored.startswith("$argon2") or _argon2().check_needs_rehash(stored)
 
 
 def hash_token(token: str) -> str:

@@ -160,7 +160,8 @@ def agent_profile(conn: Connection, *, agent_id: int) -> dict | None:
     with conn.cursor() as cur:
         cur.execute(
             """
-            SELECT a.id, a.organization_id, a.email, a.name, a.phone, a.language, a.gender, o.name AS agency
+            SELECT a.id, a.organization_id, a.email, a.name, a.phone, a.language, a.gender, a.instructions,
+                   a.persona, a.arabic_digits, o.name AS agency
               FROM agents a JOIN organizations o ON o.id = a.organization_id
              WHERE a.id = %s
             """,
@@ -194,3 +195,10 @@ def record_send_health(conn: Connection, *, channel_id: int, ok: bool, error: st
                 "last_send_error_at = now() WHERE id = %s",
                 ((error or "")[:300], channel_id),
             )
+
+
+def other_organization_names(conn: Connection, *, organization_id: int) -> list[str]:
+    """Every other organization's name: a reply must never speak for, or about, another agency."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT name FROM organizations WHERE id <> %s", (organization_id,))
+        return [r["name"] for r in cur.fetchall()]

@@ -9,6 +9,7 @@ from execution.lib.directives import DIRECTIVES_ROOT, DirectivesInvalid, Directi
 EXPECTED = {
     "incoming_message_router": "core", "ai_human_toggle_logic": "core", "message_sending_rules": "core",
     "property_retrieval": "ai_behavior", "persona_enforcement": "ai_behavior", "escalation_triggers": "ai_behavior",
+    "model_replies": "ai_behavior",
     "race_condition_handling": "edge_cases",
 }
 
@@ -62,7 +63,7 @@ def test_a_snapshot_cannot_be_changed():
      "core/message_sending_rules.md: max_reply_chars: is required"),
     ("message_sending_rules", "id: message_sending_rules", "id: sending_rules",
      "core/message_sending_rules.md: id: must equal the file name"),
-    ("message_sending_rules", "version: 4", "version: one",
+    ("message_sending_rules", "version: 5", "version: one",
      "core/message_sending_rules.md: version: must be a whole number"),
     ("escalation_triggers", r"'\b(discount|", r"'\b((discount|",
      "ai_behavior/escalation_triggers.md: rules[0].patterns.en[0]: does not compile"),
