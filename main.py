@@ -24,6 +24,8 @@ from execution.lib import meaning
 from execution.lib.llm import backend_from_settings
 from execution.lib.providers import ProviderRegistry
 from execution.lib.resources import Resources, open_resources
+from execution.job_handlers import job_handlers
+from execution.jobs import JobRunner
 from execution.migrate import require_migrated
 from execution.reconcile_outbox import OutboxDispatcher
 from execution.web import auth, conversations, events, listings, operations, pages, simulator, webhooks
@@ -54,7 +56,7 @@ def create_app(
             # A broken directive set stops start-up here, naming file, field and reason.
             app.state.directives = store = directives or DirectiveStore()
             app.state.providers = providers = ProviderRegistry(secret_key=res.settings.secret_key)
-            worker = responder = dispatcher = None
+            worker = responder = dispatcher = jobs = None
             if res.settings.run_worker if run_worker is None else run_worker:
                 # The escalation examples' encoder loads once here, not on the first customer's reply.
                 meaning.warm(store.current()["escalation_triggers"])
@@ -64,6 +66,7 @@ def create_app(
                                       model=backend_from_settings(res.settings)).start()
                 dispatcher = OutboxDispatcher(res.db, res.redis, providers, directives=store,
                                               pool_size=res.settings.reply_workers).start()
+                jobs = JobRunner(res.db, job_handlers(res.db, res.redis, providers, store)).start()
             app.state.responder = responder
             intake = IntakeWriter(res.db, store_events, on_stored=worker.wake if worker else None).start()
             app.state.receiver = WebhookReceiver(res.db, secret_key=res.settings.secret_key, intake=intake)
@@ -78,7 +81,7 @@ def create_app(
             finally:
                 hub.stop()
                 app.state.receiver.intake.stop()
-                for loop in (responder, dispatcher, worker):
+                for loop in (responder, dispatcher, worker, jobs):
                     if loop is not None:
                         loop.stop()
         finally:
