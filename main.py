@@ -28,7 +28,7 @@ from execution.job_handlers import job_handlers
 from execution.jobs import JobRunner
 from execution.migrate import require_migrated
 from execution.reconcile_outbox import OutboxDispatcher
-from execution.web import auth, conversations, events, listings, operations, pages, simulator, webhooks
+from execution.web import auth, conversations, events, listings, operations, pages, simulator, viewings, webhooks
 from execution.webhook_handler import WebhookReceiver, store_events
 from execution.worker import Worker
 
@@ -91,7 +91,7 @@ def create_app(
     # The API docs are served by operations' routes, which know APP_ENV (read at start-up, not here).
     app = FastAPI(title="WhatsApp assistant for real-estate agents", lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None)
-    for module in (operations, webhooks, auth, conversations, listings, events, simulator, pages):
+    for module in (operations, webhooks, auth, conversations, listings, viewings, events, simulator, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC, check_dir=False), name="static")
     app.state.simulator_on = lambda: simulator.simulator_on(_Request(app))

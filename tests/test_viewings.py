@@ -244,3 +244,57 @@ def test_reminders_survive_a_restart_run_once_and_skip_cancelled_viewings(resour
     again = run_due_jobs(resources.db, handlers=handlers)
     assert (again.claimed, again.done, again.outcomes[0][2]) == (1, 1, "duplicate")
     assert len([r for r in fake_green_api.calls("sendMessage") if r["body"]["message"].startswith("Reminder:")]) == 2
+
+
+# --- the inbox and the calendar feed ----------------------------------------------------------------
+
+def test_the_calendar_feed_lists_viewings_without_phone_numbers_and_can_be_revoked(resources, agency):
+    import dataclasses
+
+    from fastapi.testclient import TestClient
+
+    from execution.lib.resources import Resources
+    from execution.lib.security import hash_password
+    from main import create_app
+
+    with resources.db.transaction() as c, c.cursor() as cur:
+        cur.execute("UPDATE agents SET password_hash = %s WHERE id = %s", (hash_password("pw-for-the-feed-test"),
+                                                                         agency["agent_id"]))
+    convo = _conversation(resources, agency, 7)
+    with resources.db.transaction() as c, c.cursor() as cur:
+        cur.execute("UPDATE contacts SET display_name = 'Layla, buyer; VIP' "
+                    "WHERE id = (SELECT contact_id FROM conversations WHERE id = %s)", (convo["id"],))
+    at = _next_slot(resources, agency)
+    booked = _book(resources, agency, convo, at)
+    res = Resources(dataclasses.replace(resources.settings, simulator=False), resources.db, resources.redis, "test",
+                    "test")
+    with TestClient(create_app(res, run_worker=False, directives=StaticDirectives())) as client:
+        assert client.post("/api/auth/login", json={"email": "agent@acme.example",
+                                                    "password": "pw-for-the-feed-test"}).status_code == 200
+        client.headers["X-CSRF-Token"] = client.get("/api/me").json()["csrf_token"]
+        listed = client.get(f"/api/conversations/{convo['id']}/viewings").json()["viewings"]
+        assert [(v["id"], v["status"]) for v in listed] == [(booked.viewing_id, "booked")]
+        url = client.post("/api/calendar/link").json()["feed_url"]
+        path = url.split("testserver", 1)[1]
+        feed = client.get(path)
+        assert feed.status_code == 200 and feed.headers["content-type"].startswith("text/calendar")
+        text = feed.text
+        assert text.startswith("BEGIN:VCALENDAR\r\n") and text.endswith("END:VCALENDAR\r\n")
+        assert f"UID:viewing-{booked.viewing_id}@" in text
+        assert "DTSTART:" + at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ") in text
+        assert "Layla\\, buyer\\; VIP" in text and "GEO:30.020000;31.470000" in text
+        assert "201000000007" not in text.replace("\r\n ", "")          # no customer phone number
+        assert all(len(line.encode()) <= 75 for line in text.split("\r\n"))
+        # The agent moves it from the inbox: the feed shows the new time, the old one cancelled.
+        later = _next_slot(resources, agency) + timedelta(days=1)
+        with resources.db.connection() as c:
+            later = list_viewing_slots(c, snapshot=SNAPSHOT, agent_id=agency["agent_id"],
+                                       listing={"id": _listing_id(c, "NH-0001")}, start=later, limit=1)[0]
+        moved = client.post(f"/api/viewings/{booked.viewing_id}/move",
+                            json={"starts_at": later.astimezone(CAIRO).strftime("%Y-%m-%dT%H:%M")}).json()
+        assert moved["outcome"] == "moved"
+        text = client.get(path).text
+        assert text.count("BEGIN:VEVENT") == 2 and "STATUS:CANCELLED" in text
+        # A new link ends the old one.
+        assert client.post("/api/calendar/link").status_code == 200
+        assert client.get(path).status_code == 404
