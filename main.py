@@ -25,7 +25,7 @@ from execution.lib.llm import backend_from_settings
 from execution.lib.providers import ProviderRegistry
 from execution.lib.resources import Resources, open_resources
 from execution.job_handlers import job_handlers
-from execution.jobs import JobRunner
+from execution.lib.job_runner import JobRunner
 from execution.migrate import require_migrated
 from execution.reconcile_outbox import OutboxDispatcher
 from execution.web import auth, conversations, events, listings, operations, pages, simulator, viewings, webhooks

@@ -86,8 +86,11 @@ def answer_conversation(
                                          agent=agent, message=last, decision=decision, expected_mode_version=version)
             report = AnswerReport(conversation_id, Answer.ESCALATED, rule=decision.rule, sends=done.sends)
         else:
-            reply = generate_ai_response(db, conversation=conversation, messages=messages,     # generate
-                                         snapshot=snapshot, agent=agent, model=model)
+            # A viewing (a request to visit, a choice among offered times, a move, a cancellation, feedback)
+            # is answered by the viewing flow, whichever backend is configured; everything else is generated.
+            reply = viewing_reply(db, redis, providers, conversation=conversation, messages=messages,
+                                  snapshot=snapshot, agent=agent) or generate_ai_response(
+                db, conversation=conversation, messages=messages, snapshot=snapshot, agent=agent, model=model)
             if reply.escalation is not None:       # the model asked for the agent, through its tool
                 decision = handoff_for_category(snapshot["escalation_triggers"], reply.escalation["category"],
                                                 language=reply.language, agent_name=agent["name"],
@@ -133,6 +136,13 @@ def _send_reply(db, redis, providers, snapshot, conversation, version: int, last
             followup_store.insert_agent_task(conn, organization_id=conversation["organization_id"],
                                              conversation_id=conversation["id"], message_id=last["id"],
                                              kind=reply.flag, key=f"flag:{conversation['id']}:{outage}")
+    viewing = (reply.generation or {}).get("viewing")
+    if viewing and viewing.get("alert"):        # booked by a model's tool: the agent hears of it now
+        with db.connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT agent_id FROM viewings WHERE id = %s", (viewing["id"],))
+            found = viewing_store.get_viewing(conn, agent_id=cur.fetchone()["agent_id"], viewing_id=viewing["id"])
+        sends.append(notify_agent(db, redis, providers, snapshot=snapshot, viewing=found, status=viewing["status"],
+                                  key=f"viewing:{viewing['id']}:alert:{viewing['status']}"))
     if first.outcome in (SendOutcome.SENT, SendOutcome.QUEUED):   # pins, photos go after the text
         extras = ([reply.pin] if reply.pin else []) + list(reply.media)
         for n, extra in enumerate(extras):

@@ -96,7 +96,9 @@ def insert_booking(conn: Connection, *, snapshot: Snapshot, conversation: dict, 
 def book_viewing(db: Database, redis, providers: ProviderRegistry, *, snapshot: Snapshot, conversation_id: int,
                  reference: str, starts_at: datetime, booked_by: str, language: str, idempotency_key: str,
                  expected_mode_version: int | None = None, now: datetime | None = None,
-                 notify: bool = True) -> BookingReport:
+                 tell_customer: bool = True, tell_agent: bool = True) -> BookingReport:
+    """`tell_customer=False`: the caller's own reply is the confirmation; `tell_agent=False`: the caller
+    alerts the agent once its reply is sent (a model's tool)."""
     now = now or datetime.now(timezone.utc)
     with db.transaction() as conn:
         conversation = conversation_store.get_conversation(conn, conversation_id=conversation_id)
@@ -110,10 +112,11 @@ def book_viewing(db: Database, redis, providers: ProviderRegistry, *, snapshot: 
         log.info("viewing not booked: conversation=%s outcome=%s", conversation_id, refusal.outcome)
         return refusal
     sends: tuple = ()
-    if notify:
+    if tell_customer:
         sends = notify_customer(db, redis, providers, snapshot=snapshot, viewing=viewing, message="confirmation",
                                 key=f"viewing:{viewing['id']}:confirm", booked_by=booked_by,
                                 expected_mode_version=expected_mode_version, with_pin=True)
+    if refusal is None and tell_agent:
         sends += (notify_agent(db, redis, providers, snapshot=snapshot, viewing=viewing, status="booked",
                                key=f"viewing:{viewing['id']}:alert:booked"),)
     log.info("viewing %s booked: conversation=%s agent=%s by=%s", viewing["id"], conversation_id,

@@ -50,7 +50,8 @@ def _cancel_jobs(conn, viewing_id: int, why: str) -> int:
 
 
 def reschedule_viewing(db: Database, redis, providers: ProviderRegistry, *, snapshot: Snapshot, agent_id: int,
-                       viewing_id: int, starts_at: datetime, actor: str, now: datetime | None = None) -> BookingReport:
+                       viewing_id: int, starts_at: datetime, actor: str, now: datetime | None = None,
+                       tell_customer: bool = True, tell_agent: bool = True) -> BookingReport:
     now = now or datetime.now(timezone.utc)
     try:
         old, new = _move(db, snapshot=snapshot, agent_id=agent_id, viewing_id=viewing_id, starts_at=starts_at,
@@ -58,9 +59,10 @@ def reschedule_viewing(db: Database, redis, providers: ProviderRegistry, *, snap
     except _Refused as refused:
         return refused.report            # rolled back: the old viewing stays as it was
     sends = notify_customer(db, redis, providers, snapshot=snapshot, viewing=new, message="moved",
-                            key=f"viewing:{new['id']}:moved", booked_by=actor)
-    sends += (notify_agent(db, redis, providers, snapshot=snapshot, viewing=new, status="moved",
-                           key=f"viewing:{new['id']}:alert:moved"),)
+                            key=f"viewing:{new['id']}:moved", booked_by=actor) if tell_customer else ()
+    if tell_agent:
+        sends += (notify_agent(db, redis, providers, snapshot=snapshot, viewing=new, status="moved",
+                               key=f"viewing:{new['id']}:alert:moved"),)
     log.info("viewing %s moved to %s by %s", old["id"], new["id"], actor.split(":")[0])
     return BookingReport("moved", new["id"], new["starts_at"], new["reference"], sends=sends)
 
@@ -85,7 +87,8 @@ def _move(db: Database, *, snapshot: Snapshot, agent_id: int, viewing_id: int, s
 
 
 def cancel_viewing(db: Database, redis, providers: ProviderRegistry, *, snapshot: Snapshot, agent_id: int,
-                   viewing_id: int, actor: str, reason: str | None = None) -> BookingReport:
+                   viewing_id: int, actor: str, reason: str | None = None, tell_customer: bool = True,
+                   tell_agent: bool = True) -> BookingReport:
     with db.transaction() as conn:
         viewing = _locked(conn, agent_id=agent_id, viewing_id=viewing_id)
         viewing_store.set_status(conn, viewing_id=viewing_id, status="cancelled", cancel_reason=(reason or "")[:300])
@@ -93,9 +96,10 @@ def cancel_viewing(db: Database, redis, providers: ProviderRegistry, *, snapshot
         tenant_store.insert_audit(conn, organization_id=viewing["organization_id"], actor=actor,
                                   action="cancel_viewing", entity="viewing", entity_id=viewing_id, details={})
     sends = notify_customer(db, redis, providers, snapshot=snapshot, viewing=viewing, message="cancelled",
-                            key=f"viewing:{viewing_id}:cancelled", booked_by=actor)
-    sends += (notify_agent(db, redis, providers, snapshot=snapshot, viewing=viewing, status="cancelled",
-                           key=f"viewing:{viewing_id}:alert:cancelled"),)
+                            key=f"viewing:{viewing_id}:cancelled", booked_by=actor) if tell_customer else ()
+    if tell_agent:
+        sends += (notify_agent(db, redis, providers, snapshot=snapshot, viewing=viewing, status="cancelled",
+                               key=f"viewing:{viewing_id}:alert:cancelled"),)
     log.info("viewing %s cancelled by %s", viewing_id, actor.split(":")[0])
     return BookingReport("cancelled", viewing_id, viewing["starts_at"], viewing["reference"], sends=sends)
 

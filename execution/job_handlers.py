@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 
-from execution.jobs import Handler, JobDone
+from execution.lib.job_runner import Handler, JobDone
 from execution.lib import cli, viewing_store
 from execution.lib.db import Database
 from execution.lib.directives import DirectiveStore

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
         dispatcher = OutboxDispatcher(res.db, res.redis, providers, directives=store,
                                       pool_size=res.settings.reply_workers).start()
         from execution.job_handlers import job_handlers
-        from execution.jobs import JobRunner
+        from execution.lib.job_runner import JobRunner
 
         jobs = JobRunner(res.db, job_handlers(res.db, res.redis, providers, store)).start()
         log.info("worker %s started (events, replies, sends and jobs)", worker.worker_name)

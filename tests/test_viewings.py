@@ -15,7 +15,7 @@ from execution.book_viewing import book_viewing
 from execution.change_viewing import cancel_viewing, confirm_viewing, reschedule_viewing
 from execution.identify_conversation import identify_conversation
 from execution.job_handlers import job_handlers
-from execution.jobs import run_due_jobs
+from execution.lib.job_runner import run_due_jobs
 from execution.lib import availability, viewing_store
 from execution.lib.providers import ProviderRegistry
 from execution.list_viewing_slots import list_viewing_slots

@@ -197,3 +197,25 @@ def add_blocked_period(conn: Connection, *, organization_id: int, agent_id: int,
 def set_viewing_rules(conn: Connection, *, agent_id: int, rules: dict | None) -> None:
     with conn.cursor() as cur:
         cur.execute("UPDATE agents SET viewing_rules = %s WHERE id = %s", (Json(rules) if rules else None, agent_id))
+
+
+def last_ai_generation(conn: Connection, *, conversation_id: int) -> dict | None:
+    """How the assistant's last reply here was made (its references, the viewing times it offered)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT generation FROM messages
+             WHERE conversation_id = %s AND author = 'ai' AND direction = 'outbound'
+               AND delivery_status IS DISTINCT FROM 'suppressed' AND message_type = 'text'
+             ORDER BY id DESC LIMIT 1
+            """,
+            (conversation_id,),
+        )
+        row = cur.fetchone()
+    return (row or {}).get("generation") or None
+
+
+def zone(agent: dict):
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(agent.get("timezone") or "Africa/Cairo")
