@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import socket
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -20,15 +22,16 @@ from execution.lib.config import load_settings
 from execution.lib.directives import DirectiveStore
 from execution.lib.errors import AppError, TooManyAttempts
 from execution.lib.intake import IntakeWriter
-from execution.lib import meaning
+from execution.lib import meaning, ops_store
 from execution.lib.llm import backend_from_settings
 from execution.lib.providers import ProviderRegistry
 from execution.lib.resources import Resources, open_resources
 from execution.job_handlers import job_handlers
 from execution.lib.job_runner import JobRunner
-from execution.migrate import require_migrated
+from execution.migrate import read_migration_files, require_migrated
 from execution.reconcile_outbox import OutboxDispatcher
-from execution.web import auth, conversations, events, listings, operations, pages, simulator, viewings, webhooks
+from execution.web import (auth, conversations, events, listings, metrics, operations, pages, simulator, viewings,
+                           webhooks)
 from execution.webhook_handler import WebhookReceiver, store_events
 from execution.worker import Worker
 
@@ -45,16 +48,20 @@ def create_app(
         owned = resources is None
         if owned:
             settings = load_settings()
-            configure_logging(settings.log_level)
+            configure_logging(settings.log_level, settings.log_format)
             res = open_resources(settings)
         else:
             res = resources
         try:
+            # The schema is judged against the files this process starts with, now and in /health: a
+            # file added on disk under a running process is for its next start (SETUP.md, upgrades).
+            app.state.migration_files = files = read_migration_files()
             with res.db.connection() as conn:
-                require_migrated(conn)
+                require_migrated(conn, files=files)
             app.state.resources = res
             # A broken directive set stops start-up here, naming file, field and reason.
-            app.state.directives = store = directives or DirectiveStore()
+            app.state.directives = store = directives or DirectiveStore(
+                on_change=ops_store.directive_recorder(res.db, actor=f"web:{socket.gethostname()}:{os.getpid()}"))
             app.state.providers = providers = ProviderRegistry(secret_key=res.settings.secret_key)
             worker = responder = dispatcher = jobs = None
             if res.settings.run_worker if run_worker is None else run_worker:
@@ -91,7 +98,7 @@ def create_app(
     # The API docs are served by operations' routes, which know APP_ENV (read at start-up, not here).
     app = FastAPI(title="WhatsApp assistant for real-estate agents", lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None)
-    for module in (operations, webhooks, auth, conversations, listings, viewings, events, simulator, pages):
+    for module in (operations, metrics, webhooks, auth, conversations, listings, viewings, events, simulator, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC, check_dir=False), name="static")
     app.state.simulator_on = lambda: simulator.simulator_on(_Request(app))

@@ -49,9 +49,26 @@ browser() {  # the inbox's browser tests drive Debian's chromium; install it whe
   echo "quickstart: (as root on Debian: apt-get install chromium fonts-noto-core)" >&2
 }
 
+nginx_tool() {  # tests/test_deploy_files.py checks deploy/nginx/ with nginx itself; install it when we can
+  if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then return 0; fi
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "quickstart: installing nginx for the deploy-file tests (apt-get)"
+    if DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null 2>&1 || { apt-get update -qq \
+        >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null 2>&1; }; then
+      # The tests start their own nginx on free ports; Debian's service would serve its default site on
+      # port 80, which nobody asked for.
+      if [ -d /run/systemd/system ]; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+      return 0
+    fi
+  fi
+  echo "quickstart: nginx is not installed and cannot be installed here: tests/test_deploy_files.py will FAIL" >&2
+  echo "quickstart: (as root on Debian: apt-get install nginx)" >&2
+}
+
 if [ "$mode" = "test" ]; then
   install requirements-dev.txt
   browser
+  nginx_tool
   set +e
   # Four workers: the suite mostly waits on PostgreSQL, Redis and its fake servers, so on two cores
   # it still runs in about half the time. Each worker has its own database and Redis index.

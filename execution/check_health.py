@@ -55,6 +55,7 @@ class DirectiveHealth:
     ok: bool
     versions: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    hashes: dict[str, str] = field(default_factory=dict)   # content hash per SOP: edits show without a version bump
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ class Health:
         """The component states only: no exception text, migration names or directive errors."""
         migrations = MigrationHealth(self.migrations.ok, self.migrations.applied,
                                      error="hidden" if self.migrations.error else None)
-        directives = self.directives and DirectiveHealth(self.directives.ok, self.directives.versions)
+        directives = self.directives and DirectiveHealth(self.directives.ok, self.directives.versions,
+                                                         hashes=self.directives.hashes)
         return dataclasses.replace(
             self, database=_hide(self.database), redis=_hide(self.redis), migrations=migrations,
             directives=directives, details_hidden=True, backlog=None,
@@ -132,9 +134,10 @@ def directive_health(store: DirectiveStore | None) -> DirectiveHealth:
     """The versions in force and any refused edit; without a running store, a fresh validation."""
     if store is not None:
         snapshot = store.current()
-        return DirectiveHealth(not store.errors, snapshot.versions(), list(store.errors))
+        return DirectiveHealth(not store.errors, snapshot.versions(), list(store.errors), snapshot.hashes())
     try:
-        return DirectiveHealth(True, load_directives().versions())
+        snapshot = load_directives()
+        return DirectiveHealth(True, snapshot.versions(), hashes=snapshot.hashes())
     except DirectivesInvalid as exc:
         return DirectiveHealth(False, errors=[str(p) for p in exc.problems])
 
@@ -146,7 +149,9 @@ def check_health(
     database_kind: str,
     redis_kind: str,
     directives: DirectiveHealth | None = None,
+    migration_files: list | None = None,
 ) -> Health:
+    """`migration_files`: a running process's own (read at its start); None: what is on disk now."""
     migrations = MigrationHealth(ok=False, error="database unavailable")
     backlog = model = None
     if db is None:
@@ -159,7 +164,7 @@ def check_health(
                     cur.execute("SELECT 1")
                 database = ComponentHealth(True, database_kind, round((time.perf_counter() - started) * 1000, 2))
                 try:
-                    states = migration_status(conn)
+                    states = migration_status(conn, files=migration_files)
                     pending = [f"{s.version}_{s.name}" for s in states if s.state == "pending"]
                     changed = [f"{s.version}_{s.name}" for s in states if s.state == "changed"]
                     applied = sum(1 for s in states if s.state == "applied")

@@ -13,6 +13,7 @@ usage: python -m execution.escalate_conversation --conversation 42 --reason "VIP
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from execution.alert_agent import alert_agent, customer_label
@@ -24,6 +25,8 @@ from execution.lib.errors import NotFound, RetryLater
 from execution.lib.providers import ProviderRegistry
 from execution.send_whatsapp_message import OutboundContent, SendOutcome, send_whatsapp_message
 from execution.set_mode_human import set_mode_human
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,10 @@ def escalate_conversation(
     if escalation_id is not None:
         alert = _alert_agent(db, redis, providers, snapshot, conversation, agent, message, decision, escalation_id)
         sends.append(alert)
+        # Ids, rule and outcome only: the customer's words stay in the database.
+        log.info("conversation %s escalated: escalation=%s rule=%s category=%s handoff=%s alert=%s",
+                 conversation["id"], escalation_id, decision.rule, decision.category,
+                 sends[0] if decision.reply else "none", alert)
     return EscalationReport(conversation["id"], decision.rule, escalation_id, alert, tuple(sends))
 
 

@@ -58,7 +58,8 @@ class MigrationResult:
     would_apply: list[str] = field(default_factory=list)   # a dry run: what a real run would apply
 
 
-def read_migration_files(migrations_dir: Path = MIGRATIONS_DIR) -> list[MigrationFile]:
+def read_migration_files(migrations_dir: Path | None = None) -> list[MigrationFile]:
+    migrations_dir = MIGRATIONS_DIR if migrations_dir is None else migrations_dir
     files = []
     for path in sorted(migrations_dir.glob("*.sql")):
         match = _FILE_NAME.match(path.name)
@@ -87,9 +88,15 @@ def _applied(conn: Connection) -> dict[str, dict]:
         return {row["version"]: row for row in cur.fetchall()}
 
 
-def migration_status(conn: Connection, *, migrations_dir: Path = MIGRATIONS_DIR) -> list[MigrationState]:
-    """Every known migration with its state; no writes."""
-    files = read_migration_files(migrations_dir)
+def migration_status(conn: Connection, *, migrations_dir: Path | None = None,
+                     files: list[MigrationFile] | None = None) -> list[MigrationState]:
+    """Every known migration with its state; no writes.
+
+    `files`: judge against these (a running process passes the files it started with: a file added
+    on disk since is for the next start, and an applied version it does not know is a newer
+    release's, which stays backward compatible for one release).
+    """
+    files = read_migration_files(migrations_dir) if files is None else files
     applied = _applied(conn)
     states = []
     for f in files:
@@ -114,9 +121,10 @@ def _refuse_changed(states: list[MigrationState]) -> None:
         )
 
 
-def require_migrated(conn: Connection, *, migrations_dir: Path = MIGRATIONS_DIR) -> None:
+def require_migrated(conn: Connection, *, migrations_dir: Path | None = None,
+                     files: list[MigrationFile] | None = None) -> None:
     """Raise unless every migration file is applied unchanged (the app's start-up check)."""
-    states = migration_status(conn, migrations_dir=migrations_dir)
+    states = migration_status(conn, migrations_dir=migrations_dir, files=files)
     _refuse_changed(states)
     pending = [f"{s.version}_{s.name}" for s in states if s.state == "pending"]
     if pending:
@@ -125,10 +133,13 @@ def require_migrated(conn: Connection, *, migrations_dir: Path = MIGRATIONS_DIR)
         )
 
 
-def migrate(conn: Connection, *, migrations_dir: Path = MIGRATIONS_DIR, dry_run: bool = False) -> MigrationResult:
+def migrate(conn: Connection, *, migrations_dir: Path | None = None, dry_run: bool = False) -> MigrationResult:
     """Apply every pending file in version order, under the advisory lock."""
     files = read_migration_files(migrations_dir)
     with conn.cursor() as cur:
+        # Waiting for another run's lock, and a long migration, are not the runaway queries the
+        # connection's statement timeout is for (RESET below restores it).
+        cur.execute("SET statement_timeout = 0")
         cur.execute("SELECT pg_advisory_lock(%s)", (_ADVISORY_LOCK_ID,))
     try:
         _refuse_changed(migration_status(conn, migrations_dir=migrations_dir))
@@ -149,6 +160,7 @@ def migrate(conn: Connection, *, migrations_dir: Path = MIGRATIONS_DIR, dry_run:
     finally:
         with conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_unlock(%s)", (_ADVISORY_LOCK_ID,))
+            cur.execute("RESET statement_timeout")
 
 
 def main(argv: list[str] | None = None, *, resources=None) -> int:

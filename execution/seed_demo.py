@@ -6,6 +6,9 @@ Listings come from execution/demo_data/ (the project's own copy of the demo file
 The password comes from DEMO_AGENT_PASSWORD (quickstart generates one into .env); the first
 agent's email from DEMO_AGENT_EMAIL.
 
+Refused with APP_ENV=production: demo agencies with sandbox numbers have no place on a live
+service (set up a real agency with `manage_organizations` and `manage_agents`).
+
 usage: python -m execution.seed_demo
 """
 
@@ -16,7 +19,7 @@ from pathlib import Path
 
 from execution.lib import cli, tenant_store
 from execution.lib.db import Connection, transaction
-from execution.lib.errors import ConfigError, InvalidData, NotFound
+from execution.lib.errors import ConfigError, Forbidden, InvalidData, NotFound
 from execution.lib.listing_import import import_listings
 from execution.lib.security import hash_password, hash_token, sandbox_webhook_token
 
@@ -113,6 +116,10 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
 
     def work(res):
         s = res.settings
+        if s.is_production:
+            raise Forbidden("seed_demo makes demo agencies with sandbox numbers and is refused in production; "
+                            "create the agency with `python -m execution.manage_organizations create` and its "
+                            "agents with `python -m execution.manage_agents create`")
         with res.db.connection() as conn:
             seed = seed_demo(
                 conn,

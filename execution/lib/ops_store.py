@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime, timedelta, timezone
 
-from execution.lib.db import Connection
+from psycopg2.extras import Json
+
+from execution.lib.db import Connection, Database, transaction
 
 
 def backlog(conn: Connection) -> dict:
@@ -143,3 +147,33 @@ def model_status(conn: Connection) -> dict | None:
          "last_error_kind": r["last_error_kind"],
          "last_ok_at": r["last_ok_at"] and r["last_ok_at"].isoformat(),
          "last_error_at": r["last_error_at"] and r["last_error_at"].isoformat()} for r in rows]}
+
+
+def record_directive_change(conn: Connection, *, outcome: str, details: list[dict], actor: str) -> bool:
+    """One audit_log row per directive edit applied or refused, however many processes saw it.
+
+    `details`: the changes (id, version, hash) or the problems (file, field, reason); never content.
+    Returns whether this call wrote the row (another process may have written it first).
+    """
+    key = json.dumps([outcome, details], sort_keys=True, default=str)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    with transaction(conn), conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"directive:{digest}",))
+        cur.execute(
+            """
+            INSERT INTO audit_log (organization_id, actor, action, entity, entity_id, details)
+            SELECT NULL, %s, %s, 'directive', NULL, %s
+             WHERE NOT EXISTS (SELECT 1 FROM audit_log WHERE entity = 'directive'
+                                  AND details->>'key' = %s AND created_at > now() - interval '1 day')
+            """,
+            (actor, f"directive_{outcome}", Json({"key": digest, "items": details}), digest),
+        )
+        return cur.rowcount == 1
+
+
+def directive_recorder(db: Database, *, actor: str):
+    """The DirectiveStore's on_change for a process: each apply / refusal into the audit log."""
+    def record(outcome: str, details: list[dict]) -> None:
+        with db.connection() as conn:
+            record_directive_change(conn, outcome=outcome, details=details, actor=actor)
+    return record

@@ -23,7 +23,8 @@ def require_docs(res: ResourcesDep) -> None:
 @router.get("/health", tags=["operations"])
 def health(request: Request, res: ResourcesDep) -> JSONResponse:
     report = check_health(res.db, res.redis, database_kind=res.database_kind, redis_kind=res.redis_kind,
-                          directives=directive_health(request.app.state.directives))
+                          directives=directive_health(request.app.state.directives),
+                          migration_files=getattr(request.app.state, "migration_files", None))
     if not may_see_details(request.headers.get("authorization"), health_token=res.settings.health_token,
                            production=res.settings.is_production):
         report = report.without_details()

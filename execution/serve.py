@@ -1,0 +1,94 @@
+"""Serve the web app in production: N processes on one port, exiting non-zero when it cannot start.
+
+Reads: settings, the database (schema migrations), directives/ — the same start-up checks as each
+web process, made once first so a bad deploy stops here with a JSON reason on stderr.
+Exit codes: 0 after a clean stop (SIGTERM / Ctrl-C), 3 when the app cannot start (settings,
+database, pending or edited migrations, invalid directives, or any process failing its start-up),
+2 for bad arguments. `uvicorn main:app --workers N` exits 0 in that last case; a service manager
+or a deploy script would count the failure as success, hence this command.
+
+`systemctl reload` (SIGHUP) replaces the processes one by one: the way to pick up a new release.
+
+usage: python -m execution.serve [--host 0.0.0.0] [--port 8000] [--workers 2] [--proxy-headers]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors.multiprocess import Multiprocess
+
+from execution.lib import cli
+from execution.lib.config import env_value, load_settings
+from execution.lib.directives import load_directives
+from execution.lib.errors import AppError
+from execution.lib.resources import open_resources
+from execution.migrate import require_migrated
+
+log = logging.getLogger(__name__)
+
+
+
+def preflight() -> dict:
+    """The web process's own start-up checks, once, in this process; raises AppError with the reason."""
+    settings = load_settings()
+    cli.configure_logging(settings.log_level, settings.log_format)
+    resources = open_resources(settings, db=True, redis=False)
+    try:
+        with resources.db.connection() as conn:
+            require_migrated(conn)
+        snapshot = load_directives()
+    finally:
+        resources.close()
+    return {"env": settings.app_env, "database": resources.database_kind, "directives": snapshot.versions(),
+            "host": settings.host, "port": settings.port}
+
+
+def serve(*, host: str, port: int, workers: int, proxy_headers: bool = False,
+          forwarded_allow_ips: str | None = None, app: str = "main:app") -> int:
+    config = uvicorn.Config(app, host=host, port=port, workers=workers, proxy_headers=proxy_headers,
+                            forwarded_allow_ips=forwarded_allow_ips, timeout_graceful_shutdown=10,
+                            # No access log: it would print query strings (an inbox search, Meta's verify token).
+                            log_config=None, access_log=False)
+    # Always under uvicorn's supervisor, even for one process: SIGHUP then replaces the processes one at a
+    # time (a reload without downtime), and a process that dies is replaced.
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    # uvicorn stops every process when one fails its start-up, then returns as after a clean stop.
+    failed = [p for p in supervisor.processes if p.process.exitcode == STARTUP_FAILURE]
+    return STARTUP_FAILURE if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = cli.parser(__doc__)
+    p.add_argument("--host", help="address to listen on (default: HOST)")
+    p.add_argument("--port", type=int, help="port to listen on (default: PORT)")
+    p.add_argument("--workers", type=int, default=None, help="web processes sharing the port (WEB_CONCURRENCY, 1)")
+    p.add_argument("--proxy-headers", action="store_true",
+                   help="trust X-Forwarded-Proto/For from --forwarded-allow-ips (behind nginx)")
+    p.add_argument("--forwarded-allow-ips", default=None, help="proxies whose forwarded headers count")
+    args = p.parse_args(argv)
+    try:
+        args.workers = args.workers or int(env_value("WEB_CONCURRENCY", "1"))
+    except ValueError:
+        p.error("WEB_CONCURRENCY: a whole number")
+    if not 1 <= args.workers <= 64:
+        p.error("--workers: 1 to 64")
+    try:
+        ready = preflight()
+    except AppError as exc:
+        print(json.dumps({"error": type(exc).__name__, "message": str(exc)}, ensure_ascii=False), file=sys.stderr)
+        return STARTUP_FAILURE
+    host, port = args.host or ready["host"], args.port or ready["port"]
+    log.info("start-up checks passed: env=%s database=%s; starting %d web process(es) on %s:%d",
+             ready["env"], ready["database"], args.workers, host, port)
+    return serve(host=host, port=port, workers=args.workers, proxy_headers=args.proxy_headers,
+                 forwarded_allow_ips=args.forwarded_allow_ips)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
