@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from execution.check_escalation import check_escalation
 from execution.escalate_conversation import escalate_conversation, handoff_for_category
 from execution.generate_ai_response import Reply, agent_profile, generate_ai_response
-from execution.lib import cli, conversation_store, followup_store, message_store, tenant_store
+from execution.lib import cli, conversation_store, followup_store, message_store, tenant_store, viewing_store
 from execution.lib.db import Database
 from execution.lib.directives import Snapshot, load_directives
 from execution.lib.errors import NotFound, RetryLater
@@ -30,6 +30,8 @@ from execution.lib.guards import conversation_lock
 from execution.lib.llm import BACKENDS, ModelBackend, backend_from_settings
 from execution.lib.providers import ProviderRegistry, provider_class
 from execution.send_whatsapp_message import OutboundContent, SendOutcome, send_whatsapp_message
+from execution.viewing_messages import notify_agent
+from execution.viewing_reply import viewing_reply
 
 
 class Answer(str, enum.Enum):

@@ -53,11 +53,10 @@ def list_viewing_slots(conn: Connection, *, snapshot: Snapshot, agent_id: int, l
 
 
 def numbered(slots: list[datetime], *, lang: str, timezone_name: str, arabic_digits: bool) -> str:
-    """"1. Sunday 29 November, 6:00 pm" lines, the customer answers with a number."""
-    lines = [f"{n}. {formatting.when_text(s, lang=lang, timezone=timezone_name, arabic_digits=arabic_digits)}"
-             for n, s in enumerate(slots, 1)]
-    return formatting.digits("\n".join(lines), lang=lang, arabic_digits=arabic_digits) if lang == "ar" \
-        else "\n".join(lines)
+    """"1. Sunday 29 November, 6:00 pm" lines; the customer answers with a number."""
+    return "\n".join(f"{formatting.digits(str(n), lang=lang, arabic_digits=arabic_digits)}. "
+                     f"{formatting.when_text(s, lang=lang, timezone=timezone_name, arabic_digits=arabic_digits)}"
+                     for n, s in enumerate(slots, 1))
 
 
 def main(argv: list[str] | None = None, *, resources=None) -> int:

@@ -34,9 +34,15 @@ def parse_local(text: str, tz: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(tz))
 
 
+def arabic_digits(snapshot: Snapshot, agent: dict) -> bool:
+    """The agent's own choice, else the sending directive's."""
+    own = agent.get("arabic_digits")
+    return snapshot["message_sending_rules"]["arabic_digits"] if own is None else bool(own)
+
+
 def viewing_text(snapshot: Snapshot, viewing: dict, agent: dict, message: str, *, lang: str | None = None) -> str:
     lang = lang or viewing["language"]
-    digits = bool(agent.get("arabic_digits", True)) and snapshot["message_sending_rules"]["arabic_digits"]
+    digits = arabic_digits(snapshot, agent)
     when = formatting.when_text(viewing["starts_at"], lang=lang, timezone=agent["timezone"], arabic_digits=digits)
     text = localized(snapshot["viewing_rules"]["messages"][message], lang, gender=agent.get("gender"))
     return text.format(reference=viewing["reference"], when=when, agent_name=agent["name"],
@@ -75,7 +81,7 @@ def notify_agent(db: Database, redis, providers: ProviderRegistry, *, snapshot: 
         timing = viewing_store.viewing_agent(conn, agent_id=viewing["agent_id"])
     lang = "ar" if agent["language"] == "ar" else "en"
     when = formatting.when_text(viewing["starts_at"], lang=lang, timezone=timing["timezone"],
-                                arabic_digits=bool(agent.get("arabic_digits", True)))
+                                arabic_digits=arabic_digits(snapshot, agent))
     text = snapshot["viewing_rules"]["agent_alert"][lang].format(
         status=status, reference=viewing["reference"], when=when, customer=customer_label(conversation, channel))
     return alert_agent(db, redis, providers, snapshot=snapshot, conversation=conversation, agent=agent, key=key,

@@ -31,7 +31,7 @@ from execution.lib.replies import Reply
 from execution.lib.text import normalize
 from execution.lib.when import read_when
 from execution.list_viewing_slots import bookable_listing, list_viewing_slots, numbered
-from execution.viewing_messages import viewing_text
+from execution.viewing_messages import arabic_digits, viewing_text
 
 _REF = re.compile(r"\b[A-Za-z]{1,6}-\d{1,6}\b")
 _VIEW = re.compile(r"\b(view(ing)?|visit|see (it|the|this|that)|come (and )?see|show me (it|the place)|appointment)\b"
@@ -75,11 +75,14 @@ def viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, co
     if not text:
         return None
     rules, now = snapshot["viewing_rules"], now or datetime.now(timezone.utc)
-    lang = detect_language(text)
     last_id = messages[-1]["id"]
     with db.connection() as conn:
         timing = viewing_store.viewing_agent(conn, agent_id=conversation["agent_id"])
         last = viewing_store.last_ai_generation(conn, conversation_id=conversation["id"])
+    # "2" or "٢" says nothing of a language: keep the one the times were offered in.
+    lang = detect_language(text) if re.search(r"[^\W\d_]", text) else \
+        ((last or {}).get("viewing_offer") or {}).get("language") or detect_language(text)
+    with db.connection() as conn:
         asked = viewing_store.awaiting_feedback(conn, conversation_id=conversation["id"],
                                                 within_hours=rules["feedback_window_hours"])
         active = viewing_store.viewings_for_conversation(conn, agent_id=conversation["agent_id"],
@@ -101,10 +104,11 @@ def viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, co
             return Reply(say("no_slots", reference=listing["reference"]), lang, "viewing",
                          references=(listing["reference"],), promise="arrange_viewing")
         listed = numbered(slots, lang=lang, timezone_name=timing["timezone"],
-                          arabic_digits=bool(timing.get("arabic_digits", True)))
+                          arabic_digits=arabic_digits(snapshot, timing))
         return Reply(say(message, reference=listing["reference"], slots=listed), lang, "viewing",
                      references=(listing["reference"],)).with_generation(viewing_offer={
                          "action": action, "reference": listing["reference"], "viewing_id": viewing_id,
+                         "language": lang,
                          "slots": [s.isoformat() for s in slots]})
 
     def book(listing: dict, at: datetime, action="book", viewing_id=None) -> Reply:
