@@ -37,7 +37,8 @@ _REF = re.compile(r"\b[A-Za-z]{1,6}-\d{1,6}\b")
 _VIEW = re.compile(r"\b(view(ing)?|visit|see (it|the|this|that)|come (and )?see|show me (it|the place)|appointment)\b"
                    r"|معاين|اعاين|نعاين|اشوف(ها|ه)|نشوف(ها|ه)|زياره|ازور"
                    r"|\b(m?o?3ayn|a3ayen|n3ayen|mo3ayna|mo3aina|m3ayna|ashofha|ashoofha|nshofha|azorha)\w*", re.I)
-_CANCEL = re.compile(r"\bcancel\b|الغي|الغاء|مش هقدر اجي|\b(el8i|elghi|alghi|cancel)\b", re.I)
+_CANCEL = re.compile(r"\bcancel\b|\b(drop|call off|forget) (the|that|my) (viewing|appointment|visit)\b"
+                     r"|الغي|الغاء|مش هقدر اجي|\b(el8i|elghi|alghi|cancel)\b", re.I)
 _MOVE = re.compile(r"\b(reschedule|move|change) (it|the (viewing|time|appointment))\b|another (time|day)"
                    r"|غير الميعاد|اغير الميعاد|ميعاد تاني|\b(a8ayar|aghayar) el ma3ad\b|ma3ad tany", re.I)
 _ORDINALS = {1: r"first|1st|الاول|اول|awel|awwel", 2: r"second|2nd|التاني|تاني|tany|tani", 3: r"third|3rd|التالت|talet"}

@@ -147,3 +147,59 @@ def test_a_request_without_a_listing_in_focus_asks_which(resources, shop, fake_g
     chat = Chat(resources, shop, fake_green_api, "201100000006")
     assert chat.say("I want to book a viewing tomorrow") .startswith("Which listing would you like to visit?")
     assert chat.viewings() == []
+
+
+# --- through a model's tools (the fake Messages API, the real SDK) -----------------------------------
+
+def test_a_model_books_and_cancels_through_its_tools(resources, shop, fake_green_api):
+    import json as _json
+
+    from execution.lib.llm import ClaudeBackend
+    from tests.fakes import anthropic_server as A
+
+    def results(body):
+        return [_json.loads(b["content"]) for m in body["messages"] if m["role"] == "user"
+                and isinstance(m["content"], list) for b in m["content"] if b.get("type") == "tool_result"]
+
+    def respond(body):
+        said = [m for m in body["messages"] if m["role"] == "user" and isinstance(m["content"], str)]
+        got = results(body)
+        if "rather not go" in said[-1]["content"]:
+            return A.tool_use("cancel_viewing", {}) if not got else A.text("No problem, it's cancelled.")
+        if not got:
+            return A.tool_use("list_viewing_slots", {"reference": "NH-0001"})
+        if "slots" in got[-1]:
+            return A.tool_use("book_viewing", {"reference": "NH-0001", "start": got[-1]["slots"][0]["start"]})
+        if got[-1].get("booked"):
+            return A.text(f"I've booked your viewing of NH-0001 for {slot_text[0]}. See you there!")
+        return A.text("Sorry, that did not work.")
+
+    server = A.FakeAnthropic(api_key="k").start()
+    try:
+        server.responder = respond
+        model = ClaudeBackend(api_key="k", model="claude-sonnet-5-5", base_url=server.url, timeout_s=5, max_retries=0)
+        chat = Chat(resources, shop, fake_green_api, "201100000009", model=model)
+        from execution.lib import formatting
+        from execution.list_viewing_slots import list_viewing_slots
+        with resources.db.connection() as c, c.cursor() as cur:
+            cur.execute("SELECT id FROM properties WHERE reference = 'NH-0001'")
+            first = list_viewing_slots(c, snapshot=SNAPSHOT, agent_id=shop["agent_id"], listing=cur.fetchone(),
+                                       limit=1)[0]
+        slot_text = [formatting.when_text(first, lang="en", timezone="Africa/Cairo")]
+        reply = chat.say("Is the earliest time you have possible for NH-0001?")
+        assert reply == f"I've booked your viewing of NH-0001 for {slot_text[0]}. See you there!"
+        [v] = chat.viewings()
+        assert v["status"] == "booked" and v["starts_at"] == first
+        with resources.db.connection() as c, c.cursor() as cur:
+            cur.execute("SELECT generation FROM messages WHERE conversation_id = %s AND author = 'ai' "
+                        "ORDER BY id DESC LIMIT 1", (chat.conversation["id"],))
+            generation = cur.fetchone()["generation"]
+        assert generation["backend"] == "claude" and generation["guard"] == "passed"
+        assert generation["tool_calls"] == ["list_viewing_slots", "book_viewing"]
+        alerts = [c["body"]["message"] for c in fake_green_api.calls("sendMessage")
+                  if c["body"]["chatId"] == "15550000000@c.us"]
+        assert any(a.startswith("Viewing booked: NH-0001") for a in alerts)
+        assert chat.say("plans changed, I'd rather not go") == "No problem, it's cancelled."
+        assert [x["status"] for x in chat.viewings()] == ["cancelled"]
+    finally:
+        server.stop()
