@@ -298,3 +298,35 @@ def test_the_calendar_feed_lists_viewings_without_phone_numbers_and_can_be_revok
         # A new link ends the old one.
         assert client.post("/api/calendar/link").status_code == 200
         assert client.get(path).status_code == 404
+
+
+def test_viewing_settings_change_the_slots_offered(resources, agency, capsys):
+    import json
+
+    from execution import viewing_settings
+
+    def run(*argv):
+        code = viewing_settings.main(["--agent", "agent@acme.example", *argv], resources=resources)
+        return code, capsys.readouterr()
+
+    code, out = run("--slot-minutes", "30", "--buffer-minutes", "0", "--notice-hours", "1")
+    assert code == 0 and json.loads(out.out)["viewing_rules"] == {"slot_minutes": 30, "buffer_minutes": 0,
+                                                                  "min_notice_hours": 1}
+    assert run("--slot-minutes", "5")[0] == 1                                      # out of range, with the reason
+    code, out = run("--listing", "NH-0001", "--windows", '{"sat": ["11:00", "12:00"]}')
+    assert code == 0 and json.loads(out.out)["listing"]["viewing_windows"] == {"sat": ["11:00", "12:00"]}
+    assert run("--listing", "NH-0001", "--windows", '{"caturday": ["11:00", "12:00"]}')[0] == 1
+    with resources.db.connection() as c:
+        slots = list_viewing_slots(c, snapshot=SNAPSHOT, agent_id=agency["agent_id"],
+                                   listing={"id": _listing_id(c, "NH-0001")}, limit=10)
+    local = [s.astimezone(CAIRO) for s in slots]
+    assert {s.strftime("%a") for s in local} == {"Sat"} and {s.strftime("%H:%M") for s in local} <= {"11:00", "11:30"}
+    # A blocked Saturday offers nothing that day.
+    first = local[0]
+    code, _ = run("--block", first.strftime("%Y-%m-%dT00:00"), (first + timedelta(days=1)).strftime("%Y-%m-%dT00:00"),
+                  "--reason", "closing")
+    assert code == 0
+    with resources.db.connection() as c:
+        after = list_viewing_slots(c, snapshot=SNAPSHOT, agent_id=agency["agent_id"],
+                                   listing={"id": _listing_id(c, "NH-0001")}, limit=10)
+    assert all(s.astimezone(CAIRO).date() != first.date() for s in after) and after
