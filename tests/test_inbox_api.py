@@ -305,3 +305,10 @@ def test_events_resume_from_the_last_id_and_are_scoped(app, world, resources):
     resumed = _frames(client, int(frames[-1]["id"]), 1)
     assert json.loads(resumed[0]["data"])["conversation_id"] == a["conversation"]["id"]
     assert int(resumed[0]["id"]) > int(frames[-1]["id"])
+
+
+def test_the_pages_ship_under_100_kb_of_js_and_css():
+    """Agents open the inbox on slow phone connections: no framework bundle, the total stays small."""
+    static = ROOT / "templates" / "static"
+    total = sum(p.stat().st_size for p in static.iterdir() if p.suffix in (".js", ".css"))
+    assert 50_000 < total < 100_000, total
