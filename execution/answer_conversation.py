@@ -4,7 +4,8 @@ Reads: the unanswered customer messages, the conversation's mode and mode_versio
 anything is generated), the agent, the directives in the snapshot passed in.
 Writes: messages / outbox (through send_whatsapp_message), the reply schedule, and for a reply
 that promises something on the agent's behalf a follow-up task for the agent (needs_attention);
-escalation is escalate_conversation's.
+after a shortlist, the first follow-up (follow_up_rules: a followups row and its job); escalation is
+escalate_conversation's, viewings viewing_reply's (it answers first when the messages are about one).
 Guard: Redis lock lock:conversation:{id} (one writer per conversation), renewed while the reply
 is written; idempotency key reply:{last message id}; the fence refuses an AI send once a
 takeover has committed, and defers it (RetryLater: answered again shortly, with whatever arrived)
@@ -18,10 +19,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from execution.check_escalation import check_escalation
 from execution.escalate_conversation import escalate_conversation, handoff_for_category
 from execution.generate_ai_response import Reply, agent_profile, generate_ai_response
+from execution.job_handlers import schedule_followup
 from execution.lib import cli, conversation_store, followup_store, message_store, tenant_store, viewing_store
 from execution.lib.db import Database
 from execution.lib.directives import Snapshot, load_directives
@@ -132,6 +135,11 @@ def _send_reply(db, redis, providers, snapshot, conversation, version: int, last
             followup_store.insert_agent_task(conn, organization_id=conversation["organization_id"],
                                              conversation_id=conversation["id"], message_id=last["id"],
                                              kind=reply.promise)
+    if delivered and reply.kind in snapshot["follow_up_rules"]["after_kinds"]:
+        # A shortlist the customer may not answer: the follow-ups (cancelled by a takeover or an answer).
+        with db.transaction() as conn:
+            schedule_followup(conn, snapshot=snapshot, conversation=conversation, message_id=last["id"], n=1,
+                              now=datetime.now(timezone.utc))
     if reply.flag and delivered:     # answered offline because the model failed: the agent should look
         outage = (reply.generation or {}).get("outage", last["id"])
         with db.transaction() as conn:

@@ -73,6 +73,15 @@ def hours(v, where):
     return [] if v[0] < v[1] else [(where, "the closing time must come after the opening time")]
 
 
+def hours_pair(v, where):
+    """["HH:MM", "HH:MM"], which may wrap past midnight (quiet hours from 21:00 to 09:00)."""
+    if not (isinstance(v, list) and len(v) == 2 and all(isinstance(t, str) for t in v)):
+        return [(where, 'must be ["HH:MM", "HH:MM"]')]
+    if not all(re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", t) for t in v) or v[0] == v[1]:
+        return [(where, "two different times, HH:MM")]
+    return []
+
+
 def working_week(v, where):
     """Per weekday (mon … sun) its hours; a day not listed is a day off."""
     if not isinstance(v, dict) or not v:
@@ -171,6 +180,13 @@ SCHEMAS: dict[str, Check] = {
         messages=mapping({name: per_language(template(*allowed), gendered=True)
                           for name, allowed in VIEWING_MESSAGES.items()}),
         agent_alert=keyed(template("status", "reference", "when", "customer"), keys=("en", "ar")),
+    ),
+    "follow_up_rules": directive(
+        after_kinds=list_of(one_of("results", "closest", "detail", "answer"), min_items=1),
+        delays_hours=list_of(integer(1, 168), min_items=1),
+        quiet_hours=hours_pair,
+        stop_patterns=mapping({lang: list_of(normalized_regex) for lang in ("en", "ar", "arabizi")}),
+        messages=mapping({"nudge": per_language(template("agent_name"), gendered=True)}),
     ),
     "model_replies": directive(
         history_turns=integer(1, 100),
