@@ -330,3 +330,44 @@ def test_viewing_settings_change_the_slots_offered(resources, agency, capsys):
         after = list_viewing_slots(c, snapshot=SNAPSHOT, agent_id=agency["agent_id"],
                                    listing={"id": _listing_id(c, "NH-0001")}, limit=10)
     assert all(s.astimezone(CAIRO).date() != first.date() for s in after) and after
+
+
+def test_a_worker_killed_after_the_booking_loses_no_reminder(resources, agency, fake_green_api, servers,
+                                                             redis_db_index, test_dsn, tmp_path):
+    """Real processes: `python -m execution.worker` is SIGKILLed after the booking; the reminder, due
+    later, is sent once by the next worker started (nothing of the job lived in the killed one)."""
+    import signal
+    import sys
+
+    from tests.processes import Processes, redis_url, service_env
+    from tests.waiting import wait_for
+
+    convo = _conversation(resources, agency, 8)
+    booked = _book(resources, agency, convo, _next_slot(resources, agency))
+    env = service_env(database_url=test_dsn, redis_url=redis_url(servers, redis_db_index),
+                      secret_key=resources.settings.secret_key, data_dir=tmp_path / "data", run_worker=False)
+
+    def reminders() -> list[str]:
+        return [r["body"]["message"] for r in fake_green_api.calls("sendMessage")
+                if r["body"]["message"].startswith("Reminder:")]
+
+    with Processes(tmp_path) as procs:
+        first = procs.start([sys.executable, "-m", "execution.worker"], env=env, name="worker")
+        wait_for(lambda: _loops(resources) >= 1, timeout=60)
+        procs._signal_group(first, signal.SIGKILL)
+        first.popen.wait(10)
+        with resources.db.transaction() as c, c.cursor() as cur:      # the reminder's time comes
+            cur.execute("UPDATE jobs SET run_at = now() WHERE key = %s", (f"reminder:{booked.viewing_id}:2h",))
+        second = procs.start([sys.executable, "-m", "execution.worker"], env=env, name="worker")
+        wait_for(lambda: len(reminders()) == 1, timeout=60)
+        procs.stop(second)
+    with resources.db.connection() as c, c.cursor() as cur:
+        cur.execute("SELECT status, attempts FROM jobs WHERE key = %s", (f"reminder:{booked.viewing_id}:2h",))
+        assert dict(cur.fetchone()) == {"status": "done", "attempts": 1}
+    assert len(reminders()) == 1
+
+
+def _loops(resources) -> int:
+    with resources.db.connection() as c, c.cursor() as cur:
+        cur.execute("SELECT count(*) AS n FROM loop_heartbeats WHERE loop = 'job-runner'")
+        return cur.fetchone()["n"]

@@ -21,7 +21,7 @@ Readings a caller must know:
 - The weekend is Friday-Saturday in the zones of FRIDAY_WEEKEND_ZONES (Egypt, most of the Gulf) and
   Saturday-Sunday elsewhere (London, Lagos). "This weekend" is the coming one (from today when today
   is in it); "next weekend" the one in next week, ambiguous when said on a weekday.
-- "Any day" / "أي يوم" is the 7 days from today. "In 2 hours" / "بعد ساعتين" is an exact moment.
+- "Any day" / "أي يوم" is the 7 days from today, unless a time or a part of the day is also said.
 - Dates are day-first ("5/12" is 5 December; "12/25" is read month-first because it can only be);
   a date already past this year is next year, ambiguous when it passed less than a month ago; "the
   5th" already past this month is next month's, ambiguous. "6 October" and "15 May" are Cairo
@@ -31,6 +31,10 @@ Readings a caller must know:
 - "after 5" / "بعد ٥" is a window from 17:00 to the end of the evening window (at least two hours);
   "before 12" / "قبل ١٢" from the start of the morning window; "between 5 and 7" / "من ٥ ل ٧" is that
   window. With a day they read as kind "part"; with no day as kind "time".
+- "In 20 minutes" / "بعد ساعتين" / "ba3d rob3 sa3a" is an exact moment; "in 2 days" / "بعد يومين" a day.
+- A day ruled out ("not today", "مش هينفع الخميس", "el khamis mesh hayenfa3") is not read; words that
+  are also ordinary words (الاتنين / el etnein "both", "sat", "sun") are weekdays only beside a time
+  or a part of the day, or with يوم / "on" / "next" / الجاي.
 - Anything that has already passed is ambiguous, and so are two different days, times or parts.
 - Prices, room counts, sizes, floors, phone numbers, durations and greetings ("good evening", صباح
   الخير, masa2 el kheir) never read as a time or a date.
@@ -69,20 +73,24 @@ NOTHING = When("none", None, None, False, "")
 
 # --- vocabulary (natural spellings; each is normalised when the patterns are built) --------------------
 
-TODAY = ["today", "todays", "today's", "tday", "2day", "2dy", "النهارده", "انهارده", "نهارده", "النهاردا",
-         "انهاردا", "النهار ده", "اليوم", "enaharda", "el naharda", "elnaharda", "ennaharda", "en naharda",
-         "naharda", "el nharda", "nharda", "inaharda", "enharda", "elnharda", "el neharda", "ennahrda",
-         "elnahrda", "enahrda", "el nahrda"]
-TONIGHT = ["tonight", "tonite", "2nite", "2night", "this evening", "this eve", "الليله", "الليلادي", "el leila",
-           "el lela", "ellela", "elleila", "el leila di", "el lela de", "ellila"]
-TOMORROW = ["tomorrow", "tommorow", "tomorow", "tommorrow", "tomorrrow", "tomorro", "tomoro", "tmrw", "tmrow", "tmr",
-            "tmw", "tmorrow", "tomm", "2morrow", "2moro", "2morow", "2mrw", "2mrrw", "بكره", "بكرا", "بكرى", "غدا",
-            "bokra", "bukra", "bokrah", "bukrah", "bkra", "bokraa", "bo2ra", "bokre", "bukra", "boukra"]
-AFTER_TOMORROW = ["the day after tomorrow", "day after tomorrow", "day after tmrw", "day after tmr",
-                  "after tomorrow", "بعد بكره", "بعد بكرا", "بعد غدا", "بعد غد", "ba3d bokra", "ba3d bukra",
-                  "b3d bokra", "ba3d bkra", "baad bokra", "ba3d bokrah", "b3d bukra", "ba3d boukra"]
-RELATIVE_DAYS = [(0, None, TODAY), (0, "evening", TONIGHT), (0, "morning", ["this morning"]),
-                 (0, "afternoon", ["this afternoon"]), (1, None, TOMORROW), (2, None, AFTER_TOMORROW)]
+RELATIVE_DAYS = {   # (days from today, part of the day): (English spellings, Arabic and Arabizi spellings)
+    (0, None): (["today", "todays", "today's", "tday", "2day", "2dy"],
+                ["النهارده", "انهارده", "نهارده", "النهاردا", "انهاردا", "النهار ده", "اليوم", "enaharda", "el naharda",
+                 "elnaharda", "ennaharda", "en naharda", "naharda", "el nharda", "nharda", "inaharda", "enharda",
+                 "elnharda", "el neharda", "ennahrda", "elnahrda", "enahrda", "el nahrda"]),
+    (0, "evening"): (["tonight", "tonite", "2nite", "2night", "this evening", "this eve"],
+                     ["الليله", "الليلادي", "el leila", "el lela", "ellela", "elleila", "el leila di", "el lela de",
+                      "ellila"]),
+    (0, "morning"): (["this morning"], []),
+    (0, "afternoon"): (["this afternoon"], []),
+    (1, None): (["tomorrow", "tommorow", "tomorow", "tommorrow", "tomorrrow", "tomorro", "tomoro", "tmrw", "tmrow",
+                 "tmr", "tmw", "tmorrow", "tomm", "2morrow", "2moro", "2morow", "2mrw", "2mrrw"],
+                ["بكره", "بكرا", "بكرى", "غدا", "bokra", "bukra", "bokrah", "bukrah", "bkra", "bokraa", "bo2ra",
+                 "bokre", "boukra"]),
+    (2, None): (["the day after tomorrow", "day after tomorrow", "day after tmrw", "day after tmr", "after tomorrow"],
+                ["بعد بكره", "بعد بكرا", "بعد غدا", "بعد غد", "ba3d bokra", "ba3d bukra", "b3d bokra", "ba3d bkra",
+                 "baad bokra", "ba3d bokrah", "b3d bukra", "ba3d boukra"]),
+}
 
 # Python's weekday numbers: Monday 0 … Sunday 6. WEAK forms are also ordinary words ("both", "sat",
 # "two"): they count only beside a time or a part of the day, or with a modifier ("on", "next", يوم).
@@ -91,12 +99,11 @@ WEEKDAYS = {
         "el ahad", "el7ad", "l 7ad", "yom 7ad", "youm 7ad"],
     0: ["monday", "mondays", "mondy", "يوم اتنين", "yom etnein", "yom etnen"],
     1: ["tuesday", "tuesdays", "tusday", "teusday", "tuseday", "tuesdy", "الثلاثاء", "الثلاثا", "التلات", "التلاتاء",
-"يوم تلات", "el talat", "el tlat", "el tala2", "eltalat", "el solasa2", "yom talat"],
+        "يوم تلات", "el talat", "el tlat", "el tala2", "eltalat", "el solasa2", "yom talat"],
     2: ["wednesday", "wednesdays", "wensday", "wendsday", "wednsday", "wedensday", "wedneday", "wednesdy",
         "الاربعاء", "الاربعا", "الاربع", "يوم اربع", "el arba3", "el arbe3", "elarba3", "el arb3", "yom arba3"],
     3: ["thursday", "thursdays", "thrusday", "thursady", "thurday", "thursdy", "thuresday", "الخميس", "el khamis",
-        "el 5amis", "el khamees", "el 5amees", "el kamis", "5amis", "khamis", "5amees", "khamees", "el5amis",
-        "el 5ames"],
+        "el 5amis", "el khamees", "el 5amees", "el kamis", "5amis", "khamis", "5amees", "khamees", "el5amis"],
     4: ["friday", "fridays", "firday", "fryday", "fridy", "الجمعه", "el gom3a", "el gum3a", "el gom3ah", "el jom3a",
         "el jum3a", "elgom3a", "el goma3", "yom gom3a"],
     5: ["saturday", "saturdays", "saterday", "saturady", "satarday", "saturdy", "السبت", "el sabt", "sabt",
@@ -118,9 +125,9 @@ THIS_AFTER = ["ده", "دا", "دي", "ديه", "الحالي", "da", "dah", "di
 
 WEEK = ["اسبوع", "الاسبوع", "esbo3", "el esbo3", "el esboo3", "el osbo3", "el usbu3", "el esbou3", "el esbu3",
         "el isbo3", "el asbo3", "el esbo3", "elesbo3", "esboo3", "osbo3", "usbu3", "el esboa3"]
-WEEKEND = ["weekend", "wkend", "wknd", "week end", "week-end", "الويك اند", "الويكند", "ويك اند", "ويكند", "الويك",
-           "نهايه الاسبوع", "اجازه الاسبوع", "el weekend", "el wikend", "el week end", "el wekend", "el weekand",
-           "agazet el esbo3"]
+_EN_WEEKEND = ["weekend", "weekends", "wkend", "wknd", "week end", "week-end"]
+WEEKEND = [*_EN_WEEKEND, "الويك اند", "الويكند", "ويك اند", "ويكند", "الويك", "نهايه الاسبوع", "اجازه الاسبوع",
+           "el weekend", "el wikend", "el week end", "el wekend", "el weekand", "agazet el esbo3"]
 MONTH_WORDS = ["الشهر", "el shahr", "elshahr", "el sha7r"]
 ANY_DAY = ["any day", "anyday", "any time", "anytime", "whenever", "any day works", "اي يوم", "اي وقت", "اي ميعاد",
            "ay yom", "ay youm", "ai yom", "ayy yom", "ay wa2t", "ay wa2et", "ay waqt", "ay ma3ad", "ay mi3ad"]
@@ -128,7 +135,9 @@ ANY_DAY = ["any day", "anyday", "any time", "anytime", "whenever", "any day work
 DAY_PART_WORDS = {
     "morning": ["morning", "mornings", "mornin", "morn", "early morning", "in the morning", "الصبح", "صباحا", "الصباح",
                 "صبحا", "بدري", "الصبحيه", "el sob7", "sob7", "el sobh", "sobh", "es sob7", "elsob7", "el soboh",
-                "el saba7", "saba7an", "sabahan", "badri", "badry", "bdri", "el subh", "el sub7"],
+                "el saba7", "saba7an", "sabahan", "badri", "badry", "bdri", "el subh", "el sub7", "before noon",
+                "first thing", "first thing in the morning",
+                "before lunch", "قبل الضهر", "قبل الظهر", "2abl el dohr", "abl el dohr", "2abl el do7r"],
     "noon": ["lunch", "lunchtime", "lunch time", "الضهر", "الظهر", "ضهرا", "ظهرا", "الضهريه", "وقت الغدا", "el dohr",
              "dohr", "do7r", "el do7r", "el zohr", "zohr", "el duhr", "duhr", "eldohr", "el dhohr"],
     "afternoon": ["afternoon", "afternoons", "aftrnoon", "afternon", "after noon", "after lunch", "بعد الضهر",
@@ -170,7 +179,7 @@ BEFORE_WORDS = ["before", "befor", "b4", "قبل", "abl", "2abl", "until", "till
                 "l7ad", "lehad"]
 SPAN_FROM = ["between", "from", "من", "ما بين", "بين", "men", "mn", "ben", "bein", "beyn", "ma ben"]
 MONTHS = {
-    1: ["january", "jan", "janurary", "يناير", "كانون الثاني"], 2: ["february", "feb", "febuary", "فبراير"],
+    1: ["january", "jan", "janurary", "يناير"], 2: ["february", "feb", "febuary", "فبراير"],
     3: ["march", "mar", "مارس"], 4: ["april", "apr", "ابريل"], 5: ["may", "مايو"], 6: ["june", "jun", "يونيو", "يونيه"],
     7: ["july", "jul", "يوليو", "يوليه"], 8: ["august", "aug", "اغسطس"],
     9: ["september", "sept", "sep", "سبتمبر"], 10: ["october", "oct", "اكتوبر"],
@@ -192,7 +201,7 @@ PAST = [r"yesterday", r"yday", r"last\s+(?:night|week|wk|month|weekend|time|year
 QUANTITY_UNITS = [
     *BEDROOM_WORDS, *TWO_BEDROOM_WORDS, *THOUSAND_WORDS, *(w for w in SIZE_WORDS if w != "م"),
     *(w for w in MILLION_WORDS), *(w for words in PROPERTY_TYPE_WORDS.values() for w in words),
-    "egp", "le", "l.e", "l.e.", "usd", "gbp", "ngn", "naira", "pounds", "pound", "dollars", "dollar", "جنيه", "جنيها",
+    "egp", "l.e", "l.e.", "usd", "gbp", "ngn", "naira", "pounds", "pound", "dollars", "dollar", "جنيه", "جنيها",
     "جنيهات", "ج", "دولار", "geneh", "gneh", "ginih", "bathrooms", "bathroom", "baths", "bath", "toilets", "wc",
     "حمام", "حمامات", "7amam", "7mam", "people", "persons", "person", "pax", "adults", "kids", "children", "family",
     "اشخاص", "افراد", "نفر", "أفراد", "years", "year", "yrs", "yr", "سنه", "سنين", "سنوات", "sana", "sneen", "snin",
@@ -200,7 +209,7 @@ QUANTITY_UNITS = [
     "mins", "min", "دقيقه", "دقايق", "دقائق", "da2aye2", "d2aye2", "hours", "hrs", "ساعات", "sa3at", "km", "كم",
     "كيلو", "units", "unit", "وحدات", "وحده", "شقق", "options", "listings", "cars", "car", "عربيه", "عربيات",
     "installments", "installment", "اقساط", "قسط", "دفعات", "دفعه", "payments", "floors", "storeys", "ادوار",
-    "sqft", "ft", "feet", "acres", "فدان", "قيراط", "stars", "نجوم", "percent", "بالميه", "في الميه", "%",
+    "sqft", "ft", "feet", "acres", "فدان", "قيراط", "stars", "نجوم", "percent", "بالميه", "في الميه",
     "down payment", "مقدم", "ma2dam", "pcm", "pw",
 ]
 NUMBER_PREFIXES = [
@@ -217,7 +226,7 @@ ORDINAL_NOUNS = [
     "property", "house", "flat", "apartment", "villa", "place", "offer", "choice", "message", "time", "visit",
     "floor", "settlement", "district", "street", "avenue", "ave", "phase", "payment", "installment", "year",
     "bedroom", "room", "row", "gate", "building", "tower", "block", "compound", "stage", "round", "ring", "zone",
-    "circle", "neighborhood", "neighbourhood", "quarter", "century", "anniversary", "birthday", "grade", "place",
+    "circle", "neighborhood", "neighbourhood", "quarter", "century", "anniversary", "birthday", "grade",
 ]
 
 
@@ -252,11 +261,10 @@ def _lookup(table: dict, phrase: str):
     return table.get(_key(phrase))
 
 
-_NUM_WORDS = {**{normalize(k): v for k, v in NUMBER_WORDS.items()}, **{normalize(k): v for k, v in CLOCK_WORDS.items()}}
-_QNUM = rf"(?:[0-9]+(?:[.,][0-9]+)*|(?:ال)?(?:{_alt(_NUM_WORDS)}))"
+_QNUM = rf"(?:[0-9]+(?:[.,][0-9]+)*|(?:ال)?(?:{_alt([*NUMBER_WORDS, *CLOCK_WORDS])}))"
 _QFRAC = rf"(?:\s*(?:{_alt(['ونص', 'و نص', 'w nos', 'we nos', 'and a half', 'ونصف'])}))?"
-_QUNIT = "|".join([_alt(w for w in QUANTITY_UNITS if w != "%")])
-_CONNECT = r"(?:-|–|~|/|(?:to|and|or|w|we|aw|l|le|till){E}|او|و|ل|الي|لحد)".replace("{E}", _E)
+_QUNIT = _alt(QUANTITY_UNITS)
+_CONNECT = rf"(?:-|–|~|/|(?:to|and|or|w|we|aw|l|le|till){_E}|او|و|ل|الي|لحد)"
 
 _MER = rf"(?:am|a\.m\.?|pm|p\.m\.?|ص|م){_E}"
 _FRAC = {_key(normalize(w)): v for v, words in FRACTIONS.items() for w in words}
@@ -267,7 +275,8 @@ _HOUR_END = r"(?=$|[^a-z0-9]|am|pm|a\.|p\.|ish|o'?clock|h(?![a-z]))"
 _TRIGGERS = rf"(?:(?:{_words(CLOCK_TRIGGERS + AT_TRIGGERS + WEAK_TRIGGERS)}|@)\s*)+"
 
 
-_EN_WEEKEND = ["weekend", "wkend", "wknd", "week end", "week-end"]
+_NOT_OK = (r"(?:هينفع|ينفع|هيتنفع|هينفعني|ينفعني|مناسب|هاينفع|hayenfa3|hayenfa3ny|yenfa3|ynf3|hynf3|hyenfa3|mnasb"
+           r"|monaseb)")
 _RANGE_FORMS = {   # group name: range, the phrase's language ("ar" for Arabic and Arabizi, "x" for the message's)
     "next_week__ar": rf"(?:{_alt(WEEK)})\s+(?:{_alt(NEXT_AFTER)})",
     "next_week__x": r"(?:next|nxt|the\s+coming)\s+(?:week|wk)",
@@ -295,18 +304,22 @@ def _time_pattern(n: str = "") -> str:
 
 _P = {
     "greeting": re.compile("|".join(rf"{_B}(?:{g}){_E}" for g in GREETINGS)),
-    "greeting_start": re.compile(r"^\s*(?:morning|evening|afternoon)\s*(?=[,!.]|$)"),
+    "greeting_start": re.compile(r"^\s*(?:morning|evening|afternoon)\s*(?=[,!])"),
     "past": re.compile("|".join(rf"{_B}(?:{p}){_E}" for p in PAST)),
     "duration": re.compile(
-        rf"{_B}(?P<lead>in|within|بعد|كمان|ba3d|b3d|baad|kaman|kman){_E}\s*(?:(?P<n>[0-9]{{1,2}}|a|an|one|two|three|"
+        r"(?<!علي )(?<!ع )(?<!3ala )(?<!3la )(?<!3al )"      # "على بعد ٥ دقايق": five minutes away
+        rf"{_B}(?P<lead>in|بعد|كمان|ba3d|b3d|baad|kaman|kman){_E}\s*(?:(?P<n>[0-9]{{1,2}}|a|an|one|two|three|"
         rf"four|five|six|seven|couple\s+of|تلات|اربع|خمس|talat|arba3|5ams)\s*)?"
         rf"(?P<unit>days?|hours?|hrs?|ايام|يومين|ساعه|ساعتين|ساعات|ayam|yomein|yomen|yomeen|youmein|sa3a|sa3ten|"
-        rf"sa3tein|sa3teen|sa3at|half\s+an\s+hour|نص\s+ساعه|nos\s+sa3a|nos\s+sa3a){_E}(?:\s+(?:time|from\s+now))?"),
+        rf"sa3tein|sa3teen|sa3at|half\s+an\s+hour|نص\s+ساعه|nos\s+sa3a|ربع\s+ساعه|rob3\s+sa3a|"
+        rf"(?:a\s+)?quarter\s+of\s+an\s+hour|minutes|mins|min|دقيقه|دقايق|دقائق|da2aye2|d2aye2|da2ay2){_E}"
+        rf"(?:\s+(?:time|from\s+now))?"),
     "phone": re.compile(r"\+[0-9][0-9 \-]{7,}[0-9]|(?<![0-9])[0-9]{7,}(?![0-9])"),
     "reference": re.compile(r"(?<![a-z0-9])[a-z]{1,5}-[0-9]{1,8}(?![0-9])"),
-    "grouped": re.compile(r"(?<![0-9])[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?|(?<![0-9.])[0-9]+\.(?:[0-9]|[0-9]{3,})(?![0-9])"
-                          r"|(?<![0-9])(?:24/7|7/24|24/24|7/7|365)(?![0-9])|[0-9]+(?:\.[0-9]+)?\s*%"),
-    "currency": re.compile(r"(?:egp|l\.?e\.?|usd|gbp|ngn|£|\$|€|₦|جنيه)\s*[0-9][0-9,.]*"),
+    "grouped": re.compile(r"(?<![0-9])[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?"            # 6,500,000
+                          r"|(?<![0-9.])[0-9]+\.(?:[0-9]|[0-9]{3,})(?![0-9])"          # 6.5 (6.30 may be a time)
+                          r"|(?<![0-9])(?:24/7|7/24|24/24|7/7|365)(?![0-9])|[0-9]+(?:\.[0-9]+)?\s*[%٪]"),
+    "currency": re.compile(r"(?:(?<![a-z])(?:egp|l\.e\.?|usd|gbp|ngn)|£|\$|€|₦|جنيه)\s*[0-9][0-9,.]*"),
     "quantity": re.compile(
         rf"(?<![a-z0-9]){_QNUM}{_QFRAC}(?:\s*{_CONNECT}\s*{_QNUM}{_QFRAC})?\s*\+?\s*-?\s*(?:{_QUNIT}){_E}"),
     "prefixed": re.compile(rf"(?:{_words(NUMBER_PREFIXES)}|#)\s*(?:el\s+|ال)?(?:no\.?\s*|#|رقم\s*)?[0-9]+[a-z]?"
@@ -324,8 +337,10 @@ _P = {
         rf"|{_B}(?P<mon2>{_alt(w for ws in MONTHS.values() for w in ws)}){_E}\s*(?:the\s+)?"
         rf"(?P<d2>[0-9]{{1,2}})(?:st|nd|rd|th)?{_NE})"
         rf"(?:\s*,?\s*(?P<year>20[0-9]{{2}}){_NE})?"),
-    "numeric_date": re.compile(r"(?<![0-9a-z.:/])(?P<a>[0-9]{1,2})(?P<sep>[/-])(?P<b>[0-9]{1,2})"
-                               r"(?:(?P=sep)(?P<year>20[0-9]{2}|[0-9]{2}))?(?![0-9:])(?![/-][0-9])"),
+    "numeric_date": re.compile(r"(?<![0-9a-z.:/])(?:(?P<a>[0-9]{1,2})(?P<sep>[/-])(?P<b>[0-9]{1,2})"
+                               r"(?:(?P=sep)(?P<year>20[0-9]{2}|[0-9]{2}))?"
+                               r"|(?P<da>[0-9]{1,2})\.(?P<db>[0-9]{1,2})(?:\.(?P<dyear>20[0-9]{2}))?)"
+                               r"(?![0-9:])(?![/.-][0-9])"),
     "day_of_month": re.compile(
         rf"(?:{_B}(?:on\s+the|on|the){_E}\s+{_NB}(?P<d1>[0-9]{{1,2}})(?:st|nd|rd|th){_E}"
         rf"|{_B}on\s+the\s+{_NB}(?P<d2>[0-9]{{1,2}}){_NE}"
@@ -333,7 +348,7 @@ _P = {
         rf"|{_NB}(?P<d4>[0-9]{{1,2}}){_NE}\s*(?:من\s+|في\s+|fel\s+|fe\s+el\s+|of\s+)?(?:الشهر|el\s+shahr|this\s+month|"
         rf"the\s+month){_E})"),
     "range": re.compile("|".join(rf"{_B}{_CLITIC}(?P<{name}>{body}){_E}" for name, body in _RANGE_FORMS.items())),
-    "relative": re.compile(_words((w for _, _, words in RELATIVE_DAYS for w in words), "w")),
+    "relative": re.compile(_words((w for pair in RELATIVE_DAYS.values() for words in pair for w in words), "w")),
     "weekday": re.compile(
         rf"(?:(?P<pre>{_words(NEXT_BEFORE + THIS_BEFORE)})\s*)?"
         rf"{_words([w for ws in (*WEEKDAYS.values(), *WEAK_WEEKDAYS.values()) for w in ws], 'day')}"
@@ -347,19 +362,26 @@ _P = {
         rf"(?:\s*(?P<oclock>o'?clock|oclock|sharp|ish){_E})?(?:\s*{_PART_LEAD}(?P<part>{_alt(_PART)}){_E})?"),
     "part": re.compile(_words(_PART, "w")),
     "noon": re.compile(rf"{_B}(?:(?:at|around)\s+)?(?:12\s*)?(?:noon|midday|mid\s*day|mid-day){_E}"),
-    "bare_after": re.compile(rf"[\s,]*(?:at\s+|the\s+)?(?P<h>[0-9]{{1,2}})(?P<ord>st|nd|rd|th)?(?![0-9])"
-                             rf"(?![a-z\u0621-\u064a])(?![.,:/-]?[0-9])"),
+    "bare_after": re.compile(r"[\s,]*(?:at\s+|the\s+)?(?P<h>[0-9]{1,2})(?P<ord>st|nd|rd|th)?(?![0-9])"
+                             r"(?![a-z\u0621-\u064a])(?![.,:/-]?[0-9])"),
     "bare_before": re.compile(rf"{_NB}(?P<h>[0-9]{{1,2}})\s+$"),
+    "negated": re.compile(
+        rf"{_B}(?:not|mesh|msh|mish|mush|مش|مو|except|ماعدا|غير|can'?t\s+(?:do|make)(?:\s+it)?|cannot\s+(?:do|make)"
+        rf"(?:\s+it)?|won'?t\s+(?:be\s+able\s+to\s+)?make(?:\s+it)?){_E}(?:\s+{_NOT_OK}{_E})?[\s,]*(?:on\s+)?$"),
+    "negated_after": re.compile(rf"[\s,]*(?:(?:مش|mesh|msh|mish|mush)\s+{_NOT_OK}|(?:won'?t|doesn'?t|does\s+not|isn'?t)"
+                                rf"\s+(?:work|suit|possible|good|ok)|is\s+not\s+(?:possible|good|ok)|no\s+good){_E}"),
 }
 _DAY_FORMS = {f: wd for wd, words in WEEKDAYS.items() for f in _forms(words)}
 _WEAK_FORMS = {f: wd for wd, words in WEAK_WEEKDAYS.items() for f in _forms(words)}
 _NEXT = set(_forms(NEXT_BEFORE + NEXT_AFTER))
-_RELATIVE = {f: (offset, part) for offset, part, words in RELATIVE_DAYS for f in _forms(words)}
+_RELATIVE = {f: key for key, pair in RELATIVE_DAYS.items() for f in _forms(pair[0] + pair[1])}
+_ENGLISH_RELATIVE = {f for english, _ in RELATIVE_DAYS.values() for f in _forms(english)}
 _MONTHS = {f: m for m, words in MONTHS.items() for f in _forms(words)}
 _STRONG_TRIGGERS = set(_forms(CLOCK_TRIGGERS + AT_TRIGGERS)) | {"@"}
 _WORD_TRIGGERS = set(_forms(CLOCK_TRIGGERS)) | {"@"}
 _AFTER = set(_forms(AFTER_WORDS))
 _TRIGGER_TOKEN = re.compile(rf"{_alt(CLOCK_TRIGGERS + AT_TRIGGERS + WEAK_TRIGGERS)}|@")
+_SHIFTING = re.compile("[\u0640\u064b-\u0652\u0670\u0130]")   # normalize() drops these, or lower() doubles it
 _FOLD_EXTRA = str.maketrans({"٫": ".", "٬": ",", "’": "'", "‘": "'", "،": ",", "؟": "?", "؛": ";",
                              **{c: " " for c in "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
                                                "\u2066\u2067\u2068\u2069\ufeff\u00a0"}})
@@ -411,14 +433,20 @@ def read_when(text: str, *, now: datetime) -> When:
     result = _decide(said, now=now, text=text)
     if result is None:
         return NOTHING
-    matched = " ".join(_original(text, origin, a, b) for a, b in sorted(set(said.spans)))
+    merged: list[list[int]] = []
+    for a, b in sorted(said.spans):
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    matched = " ".join(_original(text, origin, a, b) for a, b in merged)
     return When(*result, " ".join(matched.split()))
 
 
 def _fold(text: str) -> tuple[str, list[int] | None]:
     """Normalised text, and where each of its characters came from when the lengths differ."""
     folded = normalize(text).translate(_FOLD_EXTRA)
-    if len(folded) == len(text):
+    if len(folded) == len(text) and not _SHIFTING.search(text):
         return folded, None
     pieces, origin = [], []
     for i, ch in enumerate(text):
@@ -436,9 +464,10 @@ def _original(text: str, origin: list[int] | None, a: int, b: int) -> str:
     return text[origin[a]: origin[min(b, len(origin)) - 1] + 1]
 
 
-def _blank(work: str, m: re.Match) -> str:
+def _blank(work: str, m: re.Match, fill: str = " ") -> str:
+    """Blank what was read; a ruled-out day is filled so that no rule reads across where it was."""
     a, b = m.span()
-    return work[:a] + " " * (b - a) + work[b:]
+    return work[:a] + fill * (b - a) + work[b:]
 
 
 def _scan(work: str, said: _Said) -> str:
@@ -451,7 +480,7 @@ def _scan(work: str, said: _Said) -> str:
             work = _blank(work, m)
     for m in _P["duration"].finditer(work):
         delta = _duration(m)
-        if delta is not None and delta.seconds == 0:
+        if delta is not None and delta.seconds == 0 and delta.days:
             said.day(m, 1, "rel", delta.days)
         elif delta is not None:
             said.moments.append((m.start(), delta))
@@ -472,26 +501,38 @@ def _scan(work: str, said: _Said) -> str:
         said.spans.append(m.span())
         work = _blank(work, m)
     for m in _P["relative"].finditer(work):
+        if _negated(work, m):
+            work = _blank(work, m, "|")
+            continue
+        work = _blank(work, m)
         offset, part = _lookup(_RELATIVE, m.group("w"))
-        said.day(m, 1, "rel", offset, english=m.group("w").isascii())
+        said.day(m, 1, "rel", offset, english=_key(m.group("w")) in _ENGLISH_RELATIVE)
         if part:
             said.parts.append((m.start(), part))
-        work = _blank(work, m)
     weekdays = []
     for m in _P["weekday"].finditer(work):
+        if _negated(work, m):
+            work = _blank(work, m, "|")
+            continue
+        work = _blank(work, m)
         day = _key(m.group("day"))
         pre, post = _key(m.group("pre") or ""), _key(m.group("post") or "")
         weak = day in _WEAK_FORMS and not pre and not post
         mod = "next" if (pre in _NEXT or post in _NEXT) else None
         hint = "ar" if post in _NEXT else None
         weekdays.append((m, weak, (_DAY_FORMS.get(day, _WEAK_FORMS.get(day)), mod, hint)))
-        work = _blank(work, m)
-    work = _scan_clocks(work, said)
+    work = _scan_clocks(work, said, has_day=bool(said.days or any(not weak for _, weak, _ in weekdays)))
     context = said.days or said.clocks or said.parts or said.moments or any(not weak for _, weak, _ in weekdays)
     for m, weak, value in weekdays:
         if context or not weak:
             said.day(m, 2, "weekday", value)
     return work
+
+
+def _negated(work: str, m: re.Match) -> bool:
+    """ "not today", "مش هينفع الخميس", "el khamis mesh hayenfa3": a day the customer rules out."""
+    before = _P["negated"].search(work, max(0, m.start() - 40), m.start())
+    return bool(before or _P["negated_after"].match(work, m.end()))
 
 
 def _scan_dates(work: str, said: _Said) -> str:
@@ -509,10 +550,12 @@ def _scan_dates(work: str, said: _Said) -> str:
             said.day(m, 0, "date", (year, month, day))
             work = _blank(work, m)
     for m in _P["numeric_date"].finditer(work):
-        a, b = int(m.group("a")), int(m.group("b"))
+        if m.group("da") and not (m.group("dyear") or int(m.group("da")) > 23):
+            continue                                    # "6.30" is a time, "27.11" and "5.12.2026" are dates
+        a, b = int(m.group("a") or m.group("da")), int(m.group("b") or m.group("db"))
         day, month = (a, b) if b <= 12 else (b, a)      # day first, unless only month first can be
         if 1 <= month <= 12 and 1 <= day <= 31:
-            year = m.group("year")
+            year = m.group("year") or m.group("dyear")
             year = None if year is None else int(year) + (2000 if len(year) == 2 else 0)
             said.day(m, 0, "date", (year, month, day))
             work = _blank(work, m)
@@ -524,7 +567,7 @@ def _scan_dates(work: str, said: _Said) -> str:
     return work
 
 
-def _scan_clocks(work: str, said: _Said) -> str:
+def _scan_clocks(work: str, said: _Said, *, has_day: bool) -> str:
     for m in _P["quarter"].finditer(work):
         hour = int(m.group("h")) if m.group("h") else _CLOCK.get(_key(m.group("hw") or ""), 0)
         if 1 <= hour <= 12:
@@ -547,6 +590,12 @@ def _scan_clocks(work: str, said: _Said) -> str:
     for m in _P["noon"].finditer(work):
         said.clock(m, _Clock(12, 0, "24"))
         work = _blank(work, m)
+    if has_day or said.days or said.parts or said.clocks:
+        for m in _P["time"].finditer(work):     # "around 7", "9.30" are times only beside a day or a time of day
+            clock = _clock(m, around=True)
+            if clock is not None:
+                said.clock(m, clock)
+                work = _blank(work, m)
     return work
 
 
@@ -580,6 +629,11 @@ def _duration(m: re.Match) -> timedelta | None:
         return timedelta(hours=2)
     if unit in ("half an hour", "نص ساعه", "nos sa3a"):
         return timedelta(minutes=30)
+    if unit in ("ربع ساعه", "rob3 sa3a", "quarter of an hour", "a quarter of an hour"):
+        return timedelta(minutes=15)
+    if unit in ("minutes", "mins", "min", "دقيقه", "دقايق", "دقائق", "da2aye2", "d2aye2", "da2ay2"):
+        n = int(amount) if amount.isdigit() else _COUNT.get(amount) if amount else None
+        return timedelta(minutes=n) if n and n <= 90 else None
     n = int(amount) if amount.isdigit() else _COUNT.get(amount)
     if not n or (not amount and unit in ("ساعات", "sa3at", "hours", "hrs", "days", "ايام", "ayam")):
         return None
@@ -600,7 +654,7 @@ def _meridiem(mer: str | None, hour: int, raw: str) -> str | None:
     return "am" if mer[0] in "aص" else "pm"
 
 
-def _clock(m: re.Match, n: str = "", *, loose: bool = False) -> _Clock | None:
+def _clock(m: re.Match, n: str = "", *, loose: bool = False, around: bool = False) -> _Clock | None:
     """The time a match says, or None when nothing around the number makes it a time."""
     raw, word = m.group(f"h{n}"), m.group(f"hw{n}")
     hour = int(raw) if raw else _CLOCK.get(_key(word), -1)
@@ -621,7 +675,8 @@ def _clock(m: re.Match, n: str = "", *, loose: bool = False) -> _Clock | None:
             return None
         if not (loose or certain or triggers & _WORD_TRIGGERS):
             return None
-    elif not (loose or certain or sep == ":" or triggers & _STRONG_TRIGGERS or mod):
+    elif not (loose or certain or sep == ":" or triggers & _STRONG_TRIGGERS or mod
+              or (around and (triggers or sep == "."))):
         return None
     return _Clock(hour, minute + frac, _meridiem(mer, hour, raw or ""), part, mod)
 
@@ -674,11 +729,9 @@ def _clock_window(clock: _Clock, part: str | None, choice: int = 0) -> tuple[int
     readings = _readings(clock, part)
     start = readings[min(choice, len(readings) - 1)]
     if clock.until is not None:
-        ends = _readings(clock.until, part)
-        for s in readings:
-            for e in ends:
-                if 0 < e - s <= 12 * 60:
-                    return s, e, len(readings) > 1 and len(ends) > 1
+        fits = [(s, e) for s in readings for e in _readings(clock.until, part) if 0 < e - s <= 12 * 60]
+        if fits:
+            return fits[0][0], fits[0][1], len(fits) > 1
         return start, start, len(readings) > 1
     if clock.mod == "after":
         return start, min(max(_DAY_END, start + 120), max(24 * 60, start + 60)), len(readings) > 1
