@@ -34,7 +34,8 @@ from execution.list_viewing_slots import bookable_listing, list_viewing_slots, n
 from execution.viewing_messages import arabic_digits, viewing_text
 
 _REF = re.compile(r"\b[A-Za-z]{1,6}-\d{1,6}\b")
-_VIEW = re.compile(r"\b(view(ing)?|visit|see (it|the|this|that)|come (and )?see|show me (it|the place)|appointment)\b"
+_VIEW = re.compile(r"\b(viewing|view (it|the|this|that)|visit|see (it|the|this|that)|come (and )?see"
+                   r"|show me (it|the place)|appointment)\b"
                    r"|معاين|اعاين|نعاين|اشوف(ها|ه)|نشوف(ها|ه)|زياره|ازور"
                    r"|\b(m?o?3ayn|a3ayen|n3ayen|mo3ayna|mo3aina|m3ayna|ashofha|ashoofha|nshofha|azorha)\w*", re.I)
 _CANCEL = re.compile(r"\bcancel\b|\b(drop|call off|forget) (the|that|my) (viewing|appointment|visit)\b"
