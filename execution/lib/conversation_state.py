@@ -158,8 +158,9 @@ def detect_intent(text: str, *, aliases: Iterable[Alias] = ()) -> str:
     for intent, pattern in _INTENTS:
         if _search(pattern, rest):
             return intent
+    # "the one in Maadi" picks a listing shown; "عايز حاجة في المعادي اللي فيها جنينة" is a new search.
     if _choice(rest) or _REFERENCE.search(rest) or _search(_DETAILS, rest) or (
-            _search(_SELECTOR, rest) and (places or _criteria_named(text, aliases))):
+            _search(_SELECTOR, rest) and len(_words(folded)) <= 6 and (places or _criteria_named(text, aliases))):
         return "details"
     for intent, pattern in (("more", _MORE), ("cheaper", _CHEAPER), ("bigger", _BIGGER)):
         if _search(pattern, rest):
@@ -237,9 +238,10 @@ def load_state(conn: Connection, *, conversation_id: int) -> State:
 
 
 def language_of(text: str, *, previous: str | None) -> str:
-    """The customer's language; a few Latin words ("w el talta?", "ok") keep the conversation's language."""
+    """The customer's language. A few Latin words read as English ("w el talta?", "ok") keep the conversation's
+    Arabic or Arabizi: too short to tell."""
     lang = detect_language(text)
-    if previous and lang != previous and lang != "ar" and len(_words(_REFERENCE.sub(" ", normalize(text)))) <= 3:
+    if lang == "en" and previous in ("ar", "arabizi") and len(_words(_REFERENCE.sub(" ", normalize(text)))) <= 3:
         return previous
     return lang
 
