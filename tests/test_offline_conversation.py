@@ -171,13 +171,17 @@ def test_detect_intent(text, intent):
     assert detect_intent(text) == intent
 
 
+RENT_IN_MAADI = {"en": "apartment for rent in Maadi", "ar": "عايز شقة للإيجار في المعادي",
+                 "arabizi": "3ayez sha2a egar fel maadi"}
+
+
 @pytest.mark.parametrize("lang, turns", [
     ("en", ["thanks!", "ok", "bye"]),
     ("ar", ["شكرا", "تمام", "مع السلامة"]),
     ("arabizi", ["shokran", "tamam", "bye, ma3a el salama"]),
 ])
 def test_thanks_ok_and_bye_get_a_short_closing_never_the_list_again(chat, lang, turns):
-    chat({"en": "apartment for rent in Maadi", "ar": "عايز شقة للإيجار في المعادي", "arabizi": "3ayez sha2a egar fel maadi"}[lang])
+    chat(RENT_IN_MAADI[lang])
     for text in turns:
         reply = chat(text)
         assert (reply.kind, reply.references, reply.language) == ("closing", (), lang)
@@ -189,7 +193,7 @@ def test_thanks_ok_and_bye_get_a_short_closing_never_the_list_again(chat, lang, 
     ("en", "hello again", "Welcome back!"), ("ar", "اهلا", "أهلاً بيك تاني!"), ("arabizi", "ahlan", "Ahlan bik tany!"),
 ])
 def test_a_greeting_mid_conversation_is_answered_briefly(chat, lang, text, wording):
-    chat({"en": "apartment for rent in Maadi", "ar": "عايز شقة للإيجار في المعادي", "arabizi": "3ayez sha2a egar fel maadi"}[lang])
+    chat(RENT_IN_MAADI[lang])
     reply = chat(text)
     assert (reply.kind, reply.references) == ("greeting", ()) and reply.text.startswith(wording)
     assert "assistant of Sara" not in reply.text and "المساعد الخاص" not in reply.text

@@ -34,13 +34,13 @@ _INTENTS = [
                 r"(اشوف|نشوف|ازور|نزور)(ها|ه)\b|(اشوف|نشوف) (الشقه|الوحده|الفيلا|المكان)|زياره|"
                 r"\b(a3ayen|n3ayen|m3ayn\w*|mo3ayn\w*|m3ayen\w*|a?sh?o+[uf]ha|asoufha|nshofha|az+o+rha|"
                 r"zi?yara)\b"),
-    ("payment_plan", r"payment plan|install?ments?|instalments?|down ?payment|مقدم|تقسيط|اقساط|قسط|نظام السداد|"
+    ("payment_plan", r"payment plan|install?ments?|down ?payment|مقدم|تقسيط|اقساط|قسط|نظام السداد|"
                      r"ta2seet|taseet|a2sat|mo2adam|m2adam|nezam el sadad"),
-    ("delivery", r"delivery|handover|hand over|when .*ready|ready to move|استلام|تسليم|امتي .*جاهز|estlam|"
-                 r"esta?lam|taslee?m"),
+    ("delivery", r"delivery|handover|hand over|when .*ready|ready to move|استلام|تسليم|امتي .*جاهز|esta?lam|"
+                 r"taslee?m"),
     ("amenities", r"amenit|facilit|features|services|مميزات|خدمات|فيها ايه|momayezat|khadamat|fiha eh"),
-    ("location", r"\blocated\b|\bwhere(?: is|'s| exactly)?(?: it| this| that| the (?:one|flat|apartment|villa|unit|place|"
-                 r"property))?\s*\??$|\blocation\b|\baddress\b|\bwhere exactly\b|\bwhich (area|district|part)\b|"
+    ("location", r"\blocated\b|\bwhere(?: is|'s| exactly)?(?: it| this| that| the (?:one|flat|apartment|villa|unit|"
+                 r"place|property))?\s*\??$|\blocation\b|\baddress\b|\bwhere exactly\b|\bwhich (area|district|part)\b|"
                  r"فين|مكانها|مكانه|العنوان|عنوانها|اللوكيشن|لوكيشن|موقعها|\b(feen|fein|fen|makanha|"
                  r"el makan|3enwan\w*|3onwan\w*|lokeshn)\b"),
     ("availability", r"\bavailable\b|\bstill (there|on the market|for sale|for rent|free)\b|\b(is it|is this|"
@@ -96,8 +96,9 @@ _BIGGER = (r"\bbigger\b|\blarger\b|\bmore (space|spacious|bedrooms|rooms)\b|\bmo
 _SELECTOR = (r"\bthe\b[\w\s-]{0,30}\bone\b|\b(this|that) (one|flat|apartment|villa|unit|listing|place)\b|"
              r"\bone (in|at|with|on)\b|(?<![\u0600-\u06ff])(اللي|الي|دي|ده|دا)(?![\u0600-\u06ff])|"
              r"\b(elly|elli|ely|illi|di|dy|deh|da)\b")
-_DETAILS = (r"\b(this|that) one\b|^\W*(دي|ده|الوحده دي|الشقه دي|di|dy|deh|de)\W*$|\bdetails?\b|\btell me (more )?about\b|\bmore (info|information|details)\b|\binfo\b|"
-            r"تفاصيل|اعرف عنها|\b(tafaseel\w*|tafasil\w*)\b")
+_DETAILS = (r"\b(this|that) one\b|^\W*(دي|ده|الوحده دي|الشقه دي|di|dy|deh|de)\W*$|\bdetails?\b|"
+            r"\btell me (more )?about\b|\bmore (info|information|details)\b|\binfo\b|تفاصيل|اعرف عنها|"
+            r"\b(tafaseel\w*|tafasil\w*)\b")
 _FOLLOW_UP = r"^\W*(and|what about|how about|same for|و|طب|طيب|w|we|wel|wl|tab|tayeb)(?![^\W\d_])"
 
 _HELLO = {"hi", "hello", "hey", "hiya", "morning", "evening", "afternoon", "salam", "ahlan", "marhaba", "hala",
@@ -114,11 +115,12 @@ _BYE = {"bye", "goodbye", "later", "cya", "ciao", "salam", "salamo", "سلام",
 _OK = {"ok", "okay", "okey", "k", "kk", "fine", "great", "cool", "perfect", "good", "nice", "alright", "sure",
        "noted", "got", "it", "understood", "tamam", "mashy", "mashi", "tayeb", "7elw", "helw", "gamil", "sa7",
        "تمام", "ماشي", "اوكي", "اوك", "طيب", "حلو", "جميل", "فهمت", "عظيم", "تمم"}
+# Words that may come with a closing and change nothing: "thanks a lot for your help", "ok I'll think".
 _SOFT = {"a", "lot", "so", "very", "much", "you", "for", "the", "help", "your", "and", "all", "ya", "gedan",
          "awy", "2awy", "kteer", "geddan", "جدا", "اوي", "قوي", "كتير", "ليك", "ليكي", "على", "المساعده", "و",
-         "w", "we", "ok", "then", "for", "now", "will", "think", "let", "me", "i", "ll", "h", "ha", "hafakar",
-         "هفكر", "هشوف", "hashoof", "talk", "to", "bokra", "بكره", "الله", "allah", "insha2allah", "inshallah",
-         "مع", "ma3a", "el", "yalla", "يلا", "see", "نهارك", "سعيد", "good", "have", "day", "nice"}
+         "w", "we", "then", "now", "will", "think", "let", "me", "i", "ll", "ha", "hafakar", "هفكر", "هشوف",
+         "hashoof", "talk", "to", "bokra", "بكره", "الله", "allah", "insha2allah", "inshallah", "مع", "ma3a", "el",
+         "yalla", "يلا", "see", "نهارك", "سعيد", "have", "day"}
 _QUESTION = (r"\?|؟|^\W*(what|how|is|are|does|do|can|could|will|would|when|where|why|which|who|any)\b|"
              r"(?<![\u0600-\u06ff])(هل|ايه|امتي|ازاي|ليه|مين|كام|فين|بكام)(?![\u0600-\u06ff])|"
              r"\b(hal|eh|emta|ezay|leh|meen|kam|feen|fih|feeh)\b")
@@ -137,10 +139,6 @@ class State:
         return {"shown": list(self.shown), "focus": self.focus, "asked": self.asked, "language": self.language}
 
 
-def _search(pattern: str, folded: str) -> re.Match | None:
-    return re.search(pattern, folded)
-
-
 def _words(folded: str) -> list[str]:
     return re.findall(r"[^\W_]+", folded)
 
@@ -156,14 +154,14 @@ def detect_intent(text: str, *, aliases: Iterable[Alias] = ()) -> str:
     folded = normalize(text)
     places, rest = find_areas(folded, aliases)          # "5th Settlement" is a place, not "the fifth"
     for intent, pattern in _INTENTS:
-        if _search(pattern, rest):
+        if re.search(pattern, rest):
             return intent
     # "the one in Maadi" picks a listing shown; "عايز حاجة في المعادي اللي فيها جنينة" is a new search.
-    if _choice(rest) or _REFERENCE.search(rest) or _search(_DETAILS, rest) or (
-            _search(_SELECTOR, rest) and len(_words(folded)) <= 6 and (places or _criteria_named(text, aliases))):
+    if _choice(rest) or _REFERENCE.search(rest) or re.search(_DETAILS, rest) or (
+            re.search(_SELECTOR, rest) and len(_words(folded)) <= 6 and (places or _criteria_named(text, aliases))):
         return "details"
     for intent, pattern in (("more", _MORE), ("cheaper", _CHEAPER), ("bigger", _BIGGER)):
-        if _search(pattern, rest):
+        if re.search(pattern, rest):
             return intent
     said = extract(text, aliases=aliases)
     if said.to_json().keys() - {"language"}:
@@ -173,11 +171,11 @@ def detect_intent(text: str, *, aliases: Iterable[Alias] = ()) -> str:
         return "greeting"
     unknown = [w for w in words if w not in _THANKS | _BYE | _OK | _SOFT]
     closing = [w for w in words if w in _THANKS | _BYE | _OK]
-    if closing and len(unknown) <= (1 if len(words) > 1 else 0) and not _search(r"\?|؟", folded):
+    if closing and len(unknown) <= (1 if len(words) > 1 else 0) and not re.search(r"\?|؟", folded):
         return "bye" if set(words) & _BYE else "thanks" if set(words) & _THANKS else "ok"
-    if not words and not _search(r"\?|؟", folded):
+    if not words and not re.search(r"\?|؟", folded):
         return "ok"                                        # an emoji, a thumbs-up
-    if _search(_QUESTION, folded):
+    if re.search(_QUESTION, folded):
         return "unknown"
     return "other"
 
@@ -190,10 +188,10 @@ def _criteria_named(text: str, aliases: Iterable[Alias]) -> bool:
 def _choice(rest: str) -> tuple[str, object] | None:
     """("ordinal", n) or ("superlative", (field, smallest first)) named in the text, if any."""
     for key, pattern in _SUPERLATIVES.items():
-        if _search(pattern, rest):
+        if re.search(pattern, rest):
             return "superlative", key
     for n, pattern in _ORDINALS.items():
-        if _search(pattern, rest):
+        if re.search(pattern, rest):
             return "ordinal", n
     return None
 

@@ -515,6 +515,8 @@ def _misspelt_bedrooms(rest: str) -> tuple[int, tuple[int, int]] | None:
         word, noun = first.group(0), second.group(0)
         count = int(word) if word.isdigit() else numbers.get(word)
         count = count if count is not None else spelling.nearest(word, numbers, known=KNOWN_WORDS)
-        if count is not None and 0 <= count <= 20 and (noun in rooms or spelling.nearest(noun, rooms, known=KNOWN_WORDS)):
+        if count is None or not 0 <= count <= 20:
+            continue
+        if noun in rooms or spelling.nearest(noun, rooms, known=KNOWN_WORDS):
             return count, (first.start(), second.end())
     return None
