@@ -34,8 +34,12 @@ VIEWING_MESSAGES = {
 TEMPLATES = {
     "greeting": ("agent_name", "agency"),
     "ask_area": (), "ask_budget": (), "ask_bedrooms": (), "ask_listing_type": (),
-    "results_intro": ("count",),
-    "closest_results_intro": ("count",),
+    "results_intro": ("count",), "results_intro_one": (),
+    "closest_results_intro": ("count",), "closest_results_intro_one": (),
+    "more_results_intro": ("count",), "more_results_intro_one": (),
+    "cheaper_intro": ("count",), "cheaper_intro_one": (),
+    "bigger_intro": ("count",), "bigger_intro_one": (),
+    "no_more": (), "no_cheaper": ("reference",), "no_bigger": ("reference",),
     "results_outro": (),
     "no_results": ("agent_name",),
     "listing_intro": ("reference",),
@@ -46,6 +50,14 @@ TEMPLATES = {
     "no_amenities": ("reference", "agent_name"),
     "unknown": ("agent_name",),
     "which_listing": (),
+    "location": ("reference", "location"),
+    "photos": ("reference",),
+    "no_photos": ("reference", "agent_name"),
+    "status_available": ("reference",), "status_reserved": ("reference",), "status_sold": ("reference",),
+    "price": ("reference", "price"),
+    "size": ("reference", "size"),
+    "greeting_again": (),
+    "closing_thanks": (), "closing_ok": (), "closing_bye": ("agent_name",),
 }
 
 
