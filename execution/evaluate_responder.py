@@ -36,6 +36,7 @@ from execution.lib.grounding import check_draft
 from execution.lib.listing_import import import_listings
 from execution.lib.llm import BACKENDS, backend_from_settings
 from execution.lib.providers import provider_class
+from execution.viewing_reply import viewing_reply
 
 SANDBOX = "sandbox"
 
@@ -65,8 +66,11 @@ def _turn(db, model, snapshot: Snapshot, conversation: dict, agent: dict, text: 
                                 agent_gender=agent.get("gender"))
     if decision.escalate:
         return {"escalated": True, "reply": decision.reply, "rule": decision.rule, "language": decision.language}
-    reply = generate_ai_response(db, conversation=conversation, messages=[{"id": mid, "body": text}],
-                                 snapshot=snapshot, agent=agent, model=model)
+    messages = [{"id": mid, "body": text}]
+    # As answer_conversation does: the viewing flow first (its bookings land in the throwaway agency).
+    reply = viewing_reply(db, None, None, conversation=conversation, messages=messages, snapshot=snapshot,
+                          agent=agent) or generate_ai_response(db, conversation=conversation, messages=messages,
+                                                               snapshot=snapshot, agent=agent, model=model)
     if reply.escalation:
         return {"escalated": True, "reply": "", "rule": "model", "language": reply.language}
     with db.transaction() as conn:

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from execution.book_viewing import book_viewing
 from execution.change_viewing import cancel_viewing, reschedule_viewing
 from execution.lib import cli, conversation_store, formatting, viewing_store
+from execution.lib.conversation_state import resolve_listing
 from execution.lib.criteria import detect_language
 from execution.lib.db import Database
 from execution.lib.directives import Snapshot, load_directives, localized
@@ -33,7 +34,6 @@ from execution.lib.when import read_when
 from execution.list_viewing_slots import bookable_listing, list_viewing_slots, numbered
 from execution.viewing_messages import arabic_digits, viewing_text
 
-_REF = re.compile(r"\b[A-Za-z]{1,6}-\d{1,6}\b")
 _VIEW = re.compile(r"\b(viewing|view (it|the|this|that)|visit|see (it|the|this|that)|come (and )?see"
                    r"|show me (it|the place)|appointment)\b"
                    r"|معاين|اعاين|نعاين|اشوف(ها|ه)|نشوف(ها|ه)|زياره|ازور"
@@ -57,15 +57,13 @@ def _choice(text: str, count: int) -> int | None:
     return None
 
 
-def _focus(conn, conversation: dict, text: str, last: dict | None) -> dict | None:
-    """The listing meant: a reference in the message, else the one listing the last reply was about."""
-    refs = _REF.findall(text)
-    shown = (last or {}).get("references") or []
-    reference = refs[0] if refs else (shown[0] if len(shown) == 1 else None)
-    if reference is None:
+def _focus(conn, conversation: dict, text: str) -> dict | None:
+    """The listing meant ("NH-0033", "the second", "the one in Maadi", "it"), if it can be visited."""
+    listing = resolve_listing(conn, conversation=conversation, text=text, agent_id=conversation["agent_id"])
+    if listing is None:
         return None
     try:
-        return bookable_listing(conn, agent_id=conversation["agent_id"], reference=reference)
+        return bookable_listing(conn, agent_id=conversation["agent_id"], reference=listing["reference"])
     except (NotFound, BadRequest):
         return None
 
@@ -73,6 +71,14 @@ def _focus(conn, conversation: dict, text: str, last: dict | None) -> dict | Non
 def viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, conversation: dict,
                   messages: list[dict], snapshot: Snapshot, agent: dict, act: bool = True,
                   now: datetime | None = None) -> Reply | None:
+    """The viewing flow's reply, recorded as written by it (backend `viewing`) with the listings it quotes."""
+    reply = _viewing_reply(db, redis, providers, conversation=conversation, messages=messages, snapshot=snapshot,
+                           agent=agent, act=act, now=now)
+    return reply and reply.with_generation(backend="viewing", references=list(reply.references))
+
+
+def _viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, conversation: dict,
+                   messages: list[dict], snapshot: Snapshot, agent: dict, act: bool, now: datetime | None) -> Reply | None:
     text = "\n".join(m["body"] or "" for m in messages if m.get("body")).strip()
     if not text:
         return None
@@ -89,7 +95,7 @@ def viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, co
                                                 within_hours=rules["feedback_window_hours"])
         active = viewing_store.viewings_for_conversation(conn, agent_id=conversation["agent_id"],
                                                          conversation_id=conversation["id"], active_only=True)
-        focus = _focus(conn, conversation, text, last)
+        focus = _focus(conn, conversation, text)
 
     def say(name: str, **kw) -> str:
         return localized(rules["messages"][name], lang, gender=agent.get("gender")).format(

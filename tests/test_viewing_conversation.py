@@ -145,7 +145,7 @@ def test_the_answer_to_the_feedback_question_is_stored_for_the_agent(resources, 
 
 def test_a_request_without_a_listing_in_focus_asks_which(resources, shop, fake_green_api):
     chat = Chat(resources, shop, fake_green_api, "201100000006")
-    assert chat.say("I want to book a viewing tomorrow") .startswith("Which listing would you like to visit?")
+    assert chat.say("I want to book a viewing tomorrow").startswith("Which listing would you like to visit?")
     assert chat.viewings() == []
 
 

@@ -671,7 +671,8 @@ def _clock(m: re.Match, n: str = "", *, loose: bool = False, around: bool = Fals
         mod = "after" if _key(groups["mod"]) in _AFTER else "before"
     certain = bool(mer or part or frac or groups.get("oclock"))
     if word:
-        if _key(word) == "one" and not (mer or groups.get("oclock") or part):
+        # "one" is a time only with am/pm, o'clock or "at": "the second one tomorrow afternoon" is a listing.
+        if _key(word) == "one" and not (mer or groups.get("oclock") or "at" in triggers):
             return None
         if not (loose or certain or triggers & _WORD_TRIGGERS):
             return None
