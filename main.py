@@ -26,9 +26,12 @@ from execution.lib import meaning, ops_store
 from execution.lib.llm import backend_from_settings
 from execution.lib.providers import ProviderRegistry
 from execution.lib.resources import Resources, open_resources
+from execution.job_handlers import job_handlers
+from execution.lib.job_runner import JobRunner
 from execution.migrate import read_migration_files, require_migrated
 from execution.reconcile_outbox import OutboxDispatcher
-from execution.web import auth, conversations, events, listings, metrics, operations, pages, simulator, webhooks
+from execution.web import (auth, conversations, events, listings, metrics, operations, pages, simulator, viewings,
+                           webhooks)
 from execution.webhook_handler import WebhookReceiver, store_events
 from execution.worker import Worker
 
@@ -60,7 +63,7 @@ def create_app(
             app.state.directives = store = directives or DirectiveStore(
                 on_change=ops_store.directive_recorder(res.db, actor=f"web:{socket.gethostname()}:{os.getpid()}"))
             app.state.providers = providers = ProviderRegistry(secret_key=res.settings.secret_key)
-            worker = responder = dispatcher = None
+            worker = responder = dispatcher = jobs = None
             if res.settings.run_worker if run_worker is None else run_worker:
                 # The escalation examples' encoder loads once here, not on the first customer's reply.
                 meaning.warm(store.current()["escalation_triggers"])
@@ -70,6 +73,7 @@ def create_app(
                                       model=backend_from_settings(res.settings)).start()
                 dispatcher = OutboxDispatcher(res.db, res.redis, providers, directives=store,
                                               pool_size=res.settings.reply_workers).start()
+                jobs = JobRunner(res.db, job_handlers(res.db, res.redis, providers, store)).start()
             app.state.responder = responder
             intake = IntakeWriter(res.db, store_events, on_stored=worker.wake if worker else None).start()
             app.state.receiver = WebhookReceiver(res.db, secret_key=res.settings.secret_key, intake=intake)
@@ -84,7 +88,7 @@ def create_app(
             finally:
                 hub.stop()
                 app.state.receiver.intake.stop()
-                for loop in (responder, dispatcher, worker):
+                for loop in (responder, dispatcher, worker, jobs):
                     if loop is not None:
                         loop.stop()
         finally:
@@ -94,7 +98,7 @@ def create_app(
     # The API docs are served by operations' routes, which know APP_ENV (read at start-up, not here).
     app = FastAPI(title="WhatsApp assistant for real-estate agents", lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None)
-    for module in (operations, metrics, webhooks, auth, conversations, listings, events, simulator, pages):
+    for module in (operations, metrics, webhooks, auth, conversations, listings, viewings, events, simulator, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC, check_dir=False), name="static")
     app.state.simulator_on = lambda: simulator.simulator_on(_Request(app))

@@ -4,7 +4,8 @@ Reads: the unanswered customer messages, the conversation's mode and mode_versio
 anything is generated), the agent, the directives in the snapshot passed in.
 Writes: messages / outbox (through send_whatsapp_message), the reply schedule, and for a reply
 that promises something on the agent's behalf a follow-up task for the agent (needs_attention);
-escalation is escalate_conversation's.
+after a shortlist, the first follow-up (follow_up_rules: a followups row and its job); escalation is
+escalate_conversation's, viewings viewing_reply's (it answers first when the messages are about one).
 Guard: Redis lock lock:conversation:{id} (one writer per conversation), renewed while the reply
 is written; idempotency key reply:{last message id}; the fence refuses an AI send once a
 takeover has committed, and defers it (RetryLater: answered again shortly, with whatever arrived)
@@ -18,11 +19,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from execution.check_escalation import check_escalation
 from execution.escalate_conversation import escalate_conversation, handoff_for_category
 from execution.generate_ai_response import Reply, agent_profile, generate_ai_response
-from execution.lib import cli, conversation_store, followup_store, message_store, tenant_store
+from execution.job_handlers import schedule_followup
+from execution.lib import cli, conversation_store, followup_store, message_store, tenant_store, viewing_store
 from execution.lib.db import Database
 from execution.lib.directives import Snapshot, load_directives
 from execution.lib.errors import NotFound, RetryLater
@@ -30,6 +33,8 @@ from execution.lib.guards import conversation_lock
 from execution.lib.llm import BACKENDS, ModelBackend, backend_from_settings
 from execution.lib.providers import ProviderRegistry, provider_class
 from execution.send_whatsapp_message import OutboundContent, SendOutcome, send_whatsapp_message
+from execution.viewing_messages import notify_agent
+from execution.viewing_reply import viewing_reply
 
 
 class Answer(str, enum.Enum):
@@ -86,8 +91,11 @@ def answer_conversation(
                                          agent=agent, message=last, decision=decision, expected_mode_version=version)
             report = AnswerReport(conversation_id, Answer.ESCALATED, rule=decision.rule, sends=done.sends)
         else:
-            reply = generate_ai_response(db, conversation=conversation, messages=messages,     # generate
-                                         snapshot=snapshot, agent=agent, model=model)
+            # A viewing (a request to visit, a choice among offered times, a move, a cancellation, feedback)
+            # is answered by the viewing flow, whichever backend is configured; everything else is generated.
+            reply = viewing_reply(db, redis, providers, conversation=conversation, messages=messages,
+                                  snapshot=snapshot, agent=agent) or generate_ai_response(
+                db, conversation=conversation, messages=messages, snapshot=snapshot, agent=agent, model=model)
             if reply.escalation is not None:       # the model asked for the agent, through its tool
                 decision = handoff_for_category(snapshot["escalation_triggers"], reply.escalation["category"],
                                                 language=reply.language, agent_name=agent["name"],
@@ -127,12 +135,24 @@ def _send_reply(db, redis, providers, snapshot, conversation, version: int, last
             followup_store.insert_agent_task(conn, organization_id=conversation["organization_id"],
                                              conversation_id=conversation["id"], message_id=last["id"],
                                              kind=reply.promise)
+    if delivered and reply.kind in snapshot["follow_up_rules"]["after_kinds"]:
+        # A shortlist the customer may not answer: the follow-ups (cancelled by a takeover or an answer).
+        with db.transaction() as conn:
+            schedule_followup(conn, snapshot=snapshot, conversation=conversation, message_id=last["id"], n=1,
+                              now=datetime.now(timezone.utc))
     if reply.flag and delivered:     # answered offline because the model failed: the agent should look
         outage = (reply.generation or {}).get("outage", last["id"])
         with db.transaction() as conn:
             followup_store.insert_agent_task(conn, organization_id=conversation["organization_id"],
                                              conversation_id=conversation["id"], message_id=last["id"],
                                              kind=reply.flag, key=f"flag:{conversation['id']}:{outage}")
+    viewing = (reply.generation or {}).get("viewing")
+    if viewing and viewing.get("alert"):        # booked by a model's tool: the agent hears of it now
+        with db.connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT agent_id FROM viewings WHERE id = %s", (viewing["id"],))
+            found = viewing_store.get_viewing(conn, agent_id=cur.fetchone()["agent_id"], viewing_id=viewing["id"])
+        sends.append(notify_agent(db, redis, providers, snapshot=snapshot, viewing=found, status=viewing["status"],
+                                  key=f"viewing:{viewing['id']}:alert:{viewing['status']}"))
     if first.outcome in (SendOutcome.SENT, SendOutcome.QUEUED):   # pins, photos go after the text
         extras = ([reply.pin] if reply.pin else []) + list(reply.media)
         for n, extra in enumerate(extras):

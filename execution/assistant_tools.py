@@ -1,14 +1,13 @@
 """The tools a model may call while it writes a reply, each acting for the conversation's own agent.
 
 Reads: the agent's listings (property_lookup, the same search live replies use), area aliases.
-Writes: conversations.preferences and conversations.lead (save_lead_details). Escalation and media
-are not sent from here: the tool records the request on the `ToolContext`, and answer_conversation
-carries it out behind the fence after the model has finished (escalate_conversation; the pin,
-photos or brochure after the reply's text).
+Writes: conversations.preferences and .lead (save_lead_details); viewings (viewing_tools). Escalation
+and media are recorded on the `ToolContext`; answer_conversation carries them out behind the fence
+after the model has finished (escalate_conversation; the pin, photos or brochure after the text).
 Guard: the agent and the conversation come from the context, never from the model: no tool takes
 an agent id, and an input with any key the schema does not list is refused. Inputs are validated
 (types, lengths, ranges, enumerations) before anything runs; a refused input is an error result the
-model can correct, never an exception. Each tool borrows its own database connection.
+model can correct, never an exception.
 
 usage: python -m execution.assistant_tools --list    (prints the tool definitions the model receives)
 """
@@ -29,6 +28,7 @@ from execution.lib.errors import NotFound
 from execution.lib.llm import ToolCall, ToolResult, ToolSpec
 from execution.lib.tool_schema import ToolInputError, validate
 from execution.property_lookup import find_listings, get_property, remember_preferences
+from execution.viewing_tools import VIEWING_HANDLERS, VIEWING_SPECS
 
 CATEGORIES = ("negotiation", "human_request", "legal", "complaint", "out_of_scope")
 REFERENCE = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,63}$"}
@@ -73,6 +73,7 @@ SPECS: tuple[ToolSpec, ...] = (
                  "type": "object", "additionalProperties": False, "required": ["reference", "kind"],
                  "properties": {"reference": REFERENCE, "kind": {"enum": ["location", "photos", "brochure"]}}}),
 )
+SPECS += VIEWING_SPECS
 BY_NAME = {spec.name: spec for spec in SPECS}
 
 
@@ -90,6 +91,9 @@ class ToolContext:
     media: list[dict] = field(default_factory=list)            # OutboundContent fields, sent after the text
     escalation: dict | None = None                              # {"reason", "category"}
     calls: list[str] = field(default_factory=list)
+    act: bool = True                                            # False for a preview: nothing is booked
+    message_id: int = 0                                         # the customer message answered (booking keys)
+    viewing: dict | None = None                                 # booked / moved / cancelled here: {"id", "status"}
 
     @property
     def agent_id(self) -> int:
@@ -192,8 +196,7 @@ def send_listing_media(ctx: ToolContext, args: dict) -> dict:
 
 HANDLERS: dict[str, Callable[[ToolContext, dict], dict]] = {
     "search_properties": search_properties, "get_property": get_listing, "save_lead_details": save_lead_details,
-    "escalate_to_human": escalate_to_human, "send_listing_media": send_listing_media,
-}
+    "escalate_to_human": escalate_to_human, "send_listing_media": send_listing_media, **VIEWING_HANDLERS}
 
 
 def run_tool(ctx: ToolContext, call: ToolCall) -> ToolResult:
@@ -211,9 +214,7 @@ def run_tool(ctx: ToolContext, call: ToolCall) -> ToolResult:
 
 
 def _json_default(value):
-    if isinstance(value, Decimal):
-        return float(value)
-    return str(value)
+    return float(value) if isinstance(value, Decimal) else str(value)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,13 +16,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from execution.alert_agent import alert_agent, customer_label
 from execution.check_escalation import EscalationDecision
-from execution.identify_conversation import identify_conversation
 from execution.lib import cli, conversation_store, escalation_store, tenant_store
 from execution.lib.db import Database
 from execution.lib.directives import Snapshot, load_directives, localized
 from execution.lib.errors import NotFound, RetryLater
-from execution.lib.providers import ProviderRegistry, provider_class
+from execution.lib.providers import ProviderRegistry
 from execution.send_whatsapp_message import OutboundContent, SendOutcome, send_whatsapp_message
 from execution.set_mode_human import set_mode_human
 
@@ -88,26 +88,13 @@ def escalate_conversation(
 
 def _alert_agent(db, redis, providers, snapshot, conversation, agent, message, decision, escalation_id: int) -> str:
     """A WhatsApp message to the agent's own number through the channel (the inbox flag is already up)."""
-    if not agent.get("phone"):
-        with db.connection() as conn:
-            escalation_store.set_alert_status(conn, escalation_id=escalation_id, status="no_phone")
-        return "no_phone"
-    with db.transaction() as conn:
+    with db.connection() as conn:
         channel = tenant_store.get_channel(conn, channel_id=conversation["channel_id"])
-        alerts = identify_conversation(conn, channel=channel, display_name=f"{agent['name']} (alerts)",
-                                       chat_id=provider_class(channel["provider"]).chat_key(agent["phone"]))
-        if alerts["mode"] == "AI":   # the assistant never talks to the agent in their alerts chat
-            set_mode_human(conn, snapshot=snapshot, conversation_id=alerts["id"], actor="assistant",
-                           reason="agent_alerts")
     template = snapshot["escalation_triggers"]["agent_alert"]["ar" if agent["language"] == "ar" else "en"]
-    customer = (provider_class(channel["provider"]).describe_chat(conversation["chat_id"]).contact_key
-                or conversation["chat_id"])
-    result = send_whatsapp_message(
-        db, redis, providers, snapshot=snapshot, conversation_id=alerts["id"], idempotency_key=f"alert:{escalation_id}",
-        author="system", content=OutboundContent(text=template.format(
-            customer=customer, category=decision.category, rule=decision.rule, excerpt=(message["body"] or "")[:160])))
-    status = {SendOutcome.SENT: "sent", SendOutcome.DUPLICATE: "sent", SendOutcome.QUEUED: "pending"}.get(
-        result.outcome, "failed")
+    text = template.format(customer=customer_label(conversation, channel), category=decision.category,
+                           rule=decision.rule, excerpt=(message["body"] or "")[:160])
+    status = alert_agent(db, redis, providers, snapshot=snapshot, conversation=conversation, agent=agent,
+                         key=f"alert:{escalation_id}", text=text)
     with db.connection() as conn:
         escalation_store.set_alert_status(conn, escalation_id=escalation_id, status=status)
     return status

@@ -1,7 +1,9 @@
 """Play scripted conversations through a backend, or replay stored ones under an edited directive set.
 
-Scenarios (`--scenarios FILE`, YAML; shipped: execution/demo_data/evaluation_scenarios.yaml):
-each turn is what a customer says and what should happen. The evaluation runs in a throwaway
+Scenarios (`--scenarios FILE`, YAML; shipped: execution/demo_data/evaluation_scenarios.yaml and
+conversation_scenarios.yaml): each turn is what a customer says and what should happen (escalate,
+language, mentions / not_mentions, kind, references in order, promise: the task a reply records;
+`defaults` at the top applies to every turn). The evaluation runs in a throwaway
 agency of its own (an agent with the file's listings and a sandbox channel), removed at the end:
 nothing is sent and no real conversation is touched. Per turn it prints the reply, whether every
 figure in it is grounded in the agent's listings (the grounding guard, run on every backend's
@@ -34,6 +36,7 @@ from execution.lib.grounding import check_draft
 from execution.lib.listing_import import import_listings
 from execution.lib.llm import BACKENDS, backend_from_settings
 from execution.lib.providers import provider_class
+from execution.viewing_reply import viewing_reply
 
 SANDBOX = "sandbox"
 
@@ -63,8 +66,11 @@ def _turn(db, model, snapshot: Snapshot, conversation: dict, agent: dict, text: 
                                 agent_gender=agent.get("gender"))
     if decision.escalate:
         return {"escalated": True, "reply": decision.reply, "rule": decision.rule, "language": decision.language}
-    reply = generate_ai_response(db, conversation=conversation, messages=[{"id": mid, "body": text}],
-                                 snapshot=snapshot, agent=agent, model=model)
+    messages = [{"id": mid, "body": text}]
+    # As answer_conversation does: the viewing flow first (its bookings land in the throwaway agency).
+    reply = viewing_reply(db, None, None, conversation=conversation, messages=messages, snapshot=snapshot,
+                          agent=agent) or generate_ai_response(db, conversation=conversation, messages=messages,
+                                                               snapshot=snapshot, agent=agent, model=model)
     if reply.escalation:
         return {"escalated": True, "reply": "", "rule": "model", "language": reply.language}
     with db.transaction() as conn:
@@ -76,7 +82,8 @@ def _turn(db, model, snapshot: Snapshot, conversation: dict, agent: dict, text: 
     guard = check_draft(reply.text, listings=listings, customer_text=text)
     return {"escalated": False, "reply": reply.text, "kind": reply.kind, "language": reply.language,
             "backend": (reply.generation or {}).get("backend"), "grounded": guard.ok, "misses": guard.codes(),
-            "written_in": detect_language(reply.text)}
+            "written_in": detect_language(reply.text), "references": list(reply.references),
+            "promise": reply.promise}
 
 
 def _judge(expect: dict, out: dict, said_language: str) -> list[str]:
@@ -92,6 +99,16 @@ def _judge(expect: dict, out: dict, said_language: str) -> list[str]:
         for word in expect.get("mentions", ()):
             if word.lower() not in out["reply"].lower():
                 problems.append(f"does not mention {word!r}")
+        for word in expect.get("not_mentions", ()):
+            if word.lower() in out["reply"].lower():
+                problems.append(f"mentions {word!r}")
+        if "kind" in expect and out["kind"] not in ([expect["kind"]] if isinstance(expect["kind"], str)
+                                                    else expect["kind"]):
+            problems.append(f"kind {out['kind']}, expected {expect['kind']}")
+        if "references" in expect and out["references"] != list(expect["references"]):
+            problems.append(f"references {out['references']}, expected {list(expect['references'])}")
+        if "promise" in expect and out["promise"] != (expect["promise"] or None):
+            problems.append(f"promise {out['promise']!r}, expected {expect['promise']!r}")
     return problems
 
 
@@ -110,7 +127,8 @@ def run_scenarios(db, model, snapshot: Snapshot, path: Path) -> dict:
             for turn in scenario["turns"]:
                 n += 1
                 out = _turn(db, model, snapshot, conversation, agent, turn["say"], n)
-                problems = _judge(turn.get("expect", {}), out, detect_language(turn["say"]))
+                expect = {**spec.get("defaults", {}), **turn.get("expect", {})}
+                problems = _judge(expect, out, detect_language(turn["say"]))
                 failed += bool(problems)
                 results.append({"scenario": scenario["name"], "say": turn["say"], **out, "problems": problems})
                 _print_turn(results[-1])

@@ -55,14 +55,17 @@ def prepare(db: Database, *, conversation: dict, messages: list[dict], snapshot:
                           preferences=ctx_rows["preferences"], lead=ctx_rows["lead"], shown=shown, brief=ctx_rows["brief"],
                           history=ctx_rows["history"], unanswered=clipped, today=today or date.today())
     ctx = ToolContext(db=db, conversation=conversation, agent=agent, snapshot=snapshot, customer_text=text,
-                      language=language, arabic_digits=digits, retrieved={p["reference"].upper(): p for p in shown})
+                      language=language, arabic_digits=digits, retrieved={p["reference"].upper(): p for p in shown},
+                      message_id=messages[-1]["id"])
     return prompt, ctx
 
 
 def model_reply(db: Database, backend: ModelBackend, *, conversation: dict, messages: list[dict],
-                snapshot: Snapshot, agent: dict, offline: OfflineAnswer) -> Reply:
+                snapshot: Snapshot, agent: dict, offline: OfflineAnswer, act: bool = True) -> Reply:
+    """`act=False` (a preview): the viewing tools book nothing."""
     models = snapshot["model_replies"]
     prompt, ctx = prepare(db, conversation=conversation, messages=messages, snapshot=snapshot, agent=agent)
+    ctx.act = act
     started = time.monotonic()
     usage, turns = Usage(), list(prompt.messages)
     regenerations, guard_reasons, outcome = models["regenerations"], [], "passed"
@@ -76,7 +79,8 @@ def model_reply(db: Database, backend: ModelBackend, *, conversation: dict, mess
             **answered, model=backend.model, input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens, cache_read_tokens=usage.cache_read_tokens,
             cache_write_tokens=usage.cache_write_tokens, latency_ms=int((time.monotonic() - started) * 1000),
-            tool_calls=list(ctx.calls), guard=guard, guard_reasons=guard_reasons, references=refs, **extra)
+            tool_calls=list(ctx.calls), guard=guard, guard_reasons=guard_reasons, references=refs,
+            **({"viewing": {**ctx.viewing, "alert": True}} if ctx.viewing else {}), **extra)
 
     rounds = 0
     while True:
@@ -112,7 +116,7 @@ def check(draft: str, *, ctx: ToolContext, private: str) -> GuardResult:
     """Everything a draft must pass before it may be sent (lib/reply_guards.py)."""
     return check_reply(draft, db=ctx.db, conversation=ctx.conversation, agent=ctx.agent, snapshot=ctx.snapshot,
                        customer_text=ctx.customer_text, language=ctx.language,
-                       retrieved=list(ctx.retrieved.values()), private=private)
+                       retrieved=list(ctx.retrieved.values()), private=private, booked=ctx.viewing is not None)
 
 
 def _on_miss(models, ctx: ToolContext, offline: OfflineAnswer, record) -> Reply:

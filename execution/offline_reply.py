@@ -1,40 +1,39 @@
 """The offline responder: a reply from the persona templates and the agent's listings, no model needed.
 
-Reads: the agent's listings (property_lookup), the persona / retrieval / sending / router directives.
-Writes: conversations.preferences (criteria accumulate over turns). Sends nothing:
-answer_conversation sends what this returns, behind the fence, and records what a reply promises
-on the agent's behalf (`Reply.promise`) as a task for the agent.
-Every figure in a reply comes from a listing row found in this turn; all wording comes from the
-persona directive's templates. It is the embedded default (no model configured) and the fallback
-whenever a model fails or its draft does not pass the guards; generate_ai_response chooses.
+Reads: the agent's listings, the conversation's state (the listings shown, the one in focus, the last
+question: lib/conversation_state.py, read back from the latest replies), the persona / retrieval /
+sending / router directives.
+Writes: conversations.preferences (criteria accumulate over turns); the reply records its state in
+`generation.state`. Sends nothing: answer_conversation sends what this returns, behind the fence,
+and records what a reply promises on the agent's behalf (`Reply.promise`) as a task for the agent.
+It keeps the thread: "it", "the second", "the cheaper one", "NH-0033" and a bare "payment plan?"
+are about a listing already sent; thanks / ok / bye get a short closing; "more", "cheaper",
+"bigger" move on from what was shown; nothing matching shows the closest by fit. Every figure comes
+from a listing row; all wording from the persona directive's templates. It is the embedded default
+(no model configured) and the fallback whenever a model fails or its draft does not pass the guards.
 
 usage: python -m execution.offline_reply --conversation 42
 """
 
 from __future__ import annotations
 
-import re
-from execution.lib import conversation_store, formatting, property_store, tenant_store
-from execution.lib.criteria import Criteria, detect_language, extract
+from dataclasses import replace
+
+from execution.lib import (arabic_counts, conversation_store, formatting, listing_answers, listing_fit, property_store,
+                           tenant_store)
+from execution.lib.conversation_state import (QUESTIONS, State, detect_intent, is_follow_up, language_of, load_state,
+                                              resolve)
+from execution.lib.criteria import Criteria, extract
 from execution.lib.db import Connection
 from execution.lib.directives import Snapshot, localized
 from execution.lib.errors import NotFound
 from execution.lib.replies import PROMISES, Reply
-from execution.lib.text import normalize
-from execution.property_lookup import find_listings, remember_preferences
+from execution.property_lookup import remember_preferences, search
 
-# What a customer asks about a listing already on the table, by the field that answers it.
-_QUESTIONS = {
-    "payment_plan": r"payment plan|installment|instalment|down ?payment|مقدم|تقسيط|اقساط|قسط|نظام السداد|"
-                    r"ta2seet|taseet|a2sat|mo2adam|nezam el sadad",
-    "delivery": r"delivery|handover|hand over|when .*ready|ready to move|استلام|تسليم|امتي .*جاهز|estlam|taslem|"
-                r"tasleem",
-    "amenities": r"amenit|facilit|features|services|مميزات|خدمات|فيها ايه|momayezat|khadamat|fiha eh",
-}
-
-
-def _question(folded: str) -> str | None:
-    return next((name for name, pattern in _QUESTIONS.items() if re.search(pattern, folded)), None)
+TASKS = {**PROMISES, "no_photos": "send_photos"}     # templates that promise the agent will do something
+CLOSINGS = {"thanks": "closing_thanks", "ok": "closing_ok", "bye": "closing_bye"}
+PAGED = {"more": ("more_results_intro", "no_more"), "cheaper": ("cheaper_intro", "no_cheaper"),
+         "bigger": ("bigger_intro", "no_bigger")}
 
 
 def offline_reply(
@@ -44,86 +43,107 @@ def offline_reply(
     router, persona = snapshot["incoming_message_router"], snapshot["persona_enforcement"]
     retrieval, sending = snapshot["property_retrieval"], snapshot["message_sending_rules"]
     text = "\n".join(m["body"] or "" for m in messages if m.get("body"))[: router["max_customer_text_chars"]]
-    lang = detect_language(text) if text.strip() else persona["default_language"]
-    card_lang = "ar" if lang == "ar" else "en"
-    digits = sending["arabic_digits"]
-
+    state = load_state(conn, conversation_id=conversation["id"])
+    lang = language_of(text, previous=state.language) if text.strip() else state.language or persona["default_language"]
+    card_lang, digits, agent_id = ("ar" if lang == "ar" else "en"), sending["arabic_digits"], conversation["agent_id"]
+    limit = min(retrieval["max_results"], sending["max_listings_per_reply"])
     used: list[str] = []
 
-    def t(name: str, **kw) -> str:
+    def t(name: str, count: int | None = None, **kw) -> str:
+        name = f"{name}_one" if count == 1 and f"{name}_one" in persona["templates"] else name
         used.append(name)
         return localized(persona["templates"][name], lang, gender=agent.get("gender")).format(
-            agent_name=agent["name"], agency=agent["agency"], **kw)
+            agent_name=agent["name"], agency=agent["agency"], count=count, **kw)
 
     aliases = property_store.load_aliases(conn, organization_id=conversation["organization_id"])
     said = extract(text, aliases=aliases, tolerance_pct=retrieval["budget_tolerance_pct"])
     prefs = remember_preferences(conn, conversation_id=conversation["id"], criteria=said)
-    parts = [] if conversation_store.has_replied_before(conn, conversation_id=conversation["id"]) else [t("greeting")]
+    intent = detect_intent(text, aliases=aliases) if text.strip() else "other"
+    parts = [] if state.replied else [t("greeting")]
 
-    def done(kind: str, refs=(), pin=None, criteria=prefs) -> Reply:
+    def done(kind: str, refs=(), *, now: State = state, pin=None, media=(), criteria=prefs) -> Reply:
         body = "\n\n".join(p for p in parts if p)
-        promise = next((PROMISES[name] for name in used if name in PROMISES), None)
-        return Reply(_fit(body, sending["max_reply_chars"]), lang, kind, tuple(refs), pin, criteria, promise)
+        body = arabic_counts.agree(body) if card_lang == "ar" else body
+        promise = next((TASKS[name] for name in used if name in TASKS), None)
+        return Reply(_fit(body, sending["max_reply_chars"]), lang, kind, tuple(refs), pin, criteria, promise,
+                     media=tuple(media), generation={"state": {**now.to_json(), "language": lang}})
 
-    question = _question(normalize(text))
-    reference = said.reference or (prefs.reference if question else None)
-    if reference:
-        try:
-            listing = property_store.get_property(conn, agent_id=conversation["agent_id"], reference=reference)
-            if listing is None:
-                raise NotFound(reference)
-        except NotFound:
+    def show(rows: list[dict], kind: str, intro: str, criteria: Criteria = prefs) -> Reply:
+        refs = [p["reference"] for p in rows]
+        parts.extend([t(intro, count=len(rows)),
+                      formatting.short_list(rows, lang=card_lang, arabic_digits=digits, limit=limit)])
+        parts.extend(_questions(criteria, retrieval, t) or [t("results_outro")])
+        return done(kind, refs, now=State(tuple(refs), refs[0] if len(refs) == 1 else None), criteria=criteria)
+
+    def about(listing: dict, question: str | None) -> Reply:
+        ref, now = listing["reference"], State(state.shown, listing["reference"], question)
+        if question is None:
+            parts.extend([t("listing_intro", reference=ref),
+                          formatting.listing_card(listing, lang=card_lang, arabic_digits=digits)])
+            pin = formatting.location_pin(listing, lang=card_lang) if sending["send_location_pin"] else None
+            return done("detail", [ref], now=now, pin=pin)
+        pin = formatting.location_pin(listing, lang=card_lang) \
+            if question == "location" and sending["send_location_pin"] else None
+        media = [{"kind": "file", "url": url, "file_name": f"{ref}-{i}.jpg"}
+                 for i, url in enumerate((listing.get("images") or ())[:3], start=1)] if question == "photos" else []
+        parts.append(listing_answers.answer(question, listing, t, lang=card_lang, arabic_digits=digits))
+        return done("answer", [ref], now=now, pin=pin, media=media)
+
+    named = bool(said.to_json().keys() - {"language", "reference"})
+    if intent in CLOSINGS and state.replied:
+        parts.append(t(CLOSINGS[intent]))
+        return done("closing")
+    if intent == "greeting" and state.replied:
+        parts.append(t("greeting_again"))
+        return done("greeting")
+    if intent in (*QUESTIONS, "details", "viewing"):
+        found = resolve(conn, state=state, text=text, agent_id=agent_id, aliases=aliases)
+        if found.how == "unknown_reference":
             parts.append(t("unknown"))
             return done("unknown")
-        if question:
-            parts.append(_answer(question, listing, t, card_lang, digits))
-            return done("answer", [listing["reference"]])
-        parts += [t("listing_intro", reference=listing["reference"]),
-                  formatting.listing_card(listing, lang=card_lang, arabic_digits=digits)]
-        pin = formatting.location_pin(listing, lang=card_lang) if sending["send_location_pin"] else None
-        return done("detail", [listing["reference"]], pin)
-    if question:
-        parts.append(t("which_listing"))
+        if found.listing and (found.how != "focus" or not named):
+            again = state.asked if intent == "details" and found.how != "focus" and is_follow_up(text) else None
+            return about(found.listing, intent if intent in QUESTIONS else again)
+        if not named and (state.shown or intent != "availability"):    # "what's available?" is a search
+            parts.append(t("which_listing"))
+            return done("ask")
+    if intent in PAGED and (state.shown or state.focus):
+        intro, none_left = PAGED[intent]
+        base = [r for ref in ((state.focus,) if state.focus else state.shown)
+                if (r := property_store.get_property(conn, agent_id=agent_id, reference=ref))]
+        wanted, keep, exclude = listing_fit.moved_on(intent, prefs, base)   # a step from what was shown, not stored
+        wide = replace(wanted, include_unavailable=wanted.include_unavailable or retrieval["include_unavailable"])
+        skip = set(exclude) | (set(state.seen) if intent == "more" else set())
+        hits = [h.property for h in search(conn, agent_id=agent_id, criteria=wide, text=None, limit=limit + len(skip))
+                if h.reference not in skip][:limit]
+        if hits:
+            return show(hits, "results", intro, wanted)
+        rows = listing_fit.closest(conn, agent_id=agent_id, criteria=wanted, retrieval=retrieval, limit=limit,
+                                   exclude=tuple(skip), keep=keep)
+        if rows:
+            return show(rows, "closest", "closest_results_intro", wanted)
+        parts.append(t(none_left, reference=base[0]["reference"] if base else ""))
+        return done("no_results", [base[0]["reference"]] if base else [])
+    if intent == "unknown" and not named:
+        parts.append(t("unknown"))
+        return done("unknown")
+    if state.shown and not named and state.replied:
+        parts.append(t("results_outro"))
         return done("ask")
 
-    searchable = prefs.property_types or prefs.areas or prefs.listing_type or prefs.bedrooms_min is not None \
-        or prefs.price_max is not None or prefs.price_min is not None or prefs.amenities
-    if not searchable:
-        parts += _questions(prefs, retrieval, t)
+    if not named and not (prefs.to_json().keys() - {"language", "reference"}):
+        parts.extend(_questions(prefs, retrieval, t))
         return done("ask")
-
-    limit = min(retrieval["max_results"], sending["max_listings_per_reply"])
-    hits, kind = find_listings(conn, agent_id=conversation["agent_id"], criteria=prefs, text=text,
-                               retrieval=retrieval, limit=limit)
-    if not hits:
-        parts.append(t("no_results"))
-        parts += _questions(prefs, retrieval, t)
-        return done("no_results")
-    listings = [h.property for h in hits]
-    parts += [t("results_intro" if kind == "results" else "closest_results_intro", count=len(listings)),
-              formatting.short_list(listings, lang=card_lang, arabic_digits=digits, limit=limit)]
-    parts += _questions(prefs, retrieval, t) or [t("results_outro")]
-    if len(listings) == 1:   # the one on the table: follow-up questions are about it
-        remember_preferences(conn, conversation_id=conversation["id"],
-                             criteria=Criteria(reference=listings[0]["reference"]))
-    return done(kind, [p["reference"] for p in listings])
-
-
-def _answer(question: str, listing: dict, t, card_lang: str, digits: bool) -> str:
-    ref = listing["reference"]
-    if question == "payment_plan":
-        if not listing.get("payment_plan"):
-            return t("no_payment_plan", reference=ref)
-        plan = listing["payment_plan"]
-        if card_lang == "ar":
-            plan = formatting.digits(formatting.payment_plan_ar(plan), lang="ar", arabic_digits=digits)
-        return t("payment_plan", reference=ref, payment_plan=plan)
-    if question == "delivery":
-        return t("delivery", reference=ref, delivery=formatting.delivery_text(listing.get("delivery_date"),
-                                                                              lang=card_lang, arabic_digits=digits))
-    if not listing.get("amenities"):
-        return t("no_amenities", reference=ref)
-    return t("amenities", reference=ref, amenities=formatting.amenities_text(listing["amenities"], lang=card_lang))
+    wide = replace(prefs, include_unavailable=prefs.include_unavailable or retrieval["include_unavailable"])
+    hits = [h.property for h in search(conn, agent_id=agent_id, criteria=wide, text=text, limit=limit)]
+    if hits:
+        return show(hits, "results", "results_intro")
+    rows = listing_fit.closest(conn, agent_id=agent_id, criteria=prefs, retrieval=retrieval, limit=limit)
+    if rows:
+        return show(rows, "closest", "closest_results_intro")
+    parts.append(t("no_results"))
+    parts.extend(_questions(prefs, retrieval, t))
+    return done("no_results")
 
 
 def _questions(prefs: Criteria, retrieval, t) -> list[str]:

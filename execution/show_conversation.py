@@ -9,7 +9,7 @@ usage: python -m execution.show_conversation --agent sara@nile-homes.example --c
 
 from __future__ import annotations
 
-from execution.lib import cli, formatting, inbox_store, property_store
+from execution.lib import cli, formatting, inbox_store, property_store, viewing_store
 from execution.lib.db import Database
 from execution.lib.errors import NotFound
 from execution.list_conversations import viewer_for
@@ -29,6 +29,7 @@ def show_conversation(db: Database, *, viewer: dict, conversation_id: int, limit
         refs = inbox_store.shown_references(conn, conversation_id=c["id"])
         listings = [p for ref in refs if (p := property_store.get_property(conn, agent_id=c["agent_id"], reference=ref))]
         escalations = inbox_store.escalations(conn, conversation_id=c["id"])
+        viewings = viewing_store.viewings_for_conversation(conn, agent_id=c["agent_id"], conversation_id=c["id"])
     return {
         "conversation": {k: c[k] for k in ("id", "title", "phone", "mode", "mode_version", "mode_reason", "unread",
                                            "needs_attention", "lead", "preferences")},
@@ -41,6 +42,8 @@ def show_conversation(db: Database, *, viewer: dict, conversation_id: int, limit
                       "price_text": formatting.format_price(p["price"], p["currency"], lang="en",
                                                             listing_type=p["listing_type"])} for p in listings],
         "escalations": escalations,
+        "viewings": [{"id": v["id"], "reference": v["reference"], "starts_at": v["starts_at"].isoformat(),
+                      "status": v["status"], "feedback": v["feedback"]} for v in viewings],
     }
 
 

@@ -7,8 +7,9 @@ Guard: claims use FOR UPDATE SKIP LOCKED; each event is applied and marked done 
 transaction that first re-locks it by claim token, so a crashed worker's event is re-claimed
 after its lease and applied exactly once. Failures retry with bounded backoff, then `failed`.
 Runs as a thread in the web process (RUN_WORKER=true) and as any number of these commands,
-each of which also runs a responder (answer_due) for the conversations whose burst window closed
-and an outbox dispatcher (reconcile_outbox) that sends what is queued, each channel in turn.
+each of which also runs a responder (answer_due) for the conversations whose burst window closed,
+an outbox dispatcher (reconcile_outbox) that sends what is queued, each channel in turn, and a
+job runner (execution.jobs) for what is due at a time (viewing reminders, feedback questions).
 
 usage: python -m execution.worker [--once] [--batch 20] [--lease-seconds 60]
 """
@@ -97,7 +98,11 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
                               model=backend_from_settings(res.settings)).start()
         dispatcher = OutboxDispatcher(res.db, res.redis, providers, directives=store,
                                       pool_size=res.settings.reply_workers).start()
-        log.info("worker %s started (events and replies)", worker.worker_name)
+        from execution.job_handlers import job_handlers
+        from execution.lib.job_runner import JobRunner
+
+        jobs = JobRunner(res.db, job_handlers(res.db, res.redis, providers, store)).start()
+        log.info("worker %s started (events, replies, sends and jobs)", worker.worker_name)
         try:
             worker.run()
         except KeyboardInterrupt:
@@ -105,6 +110,7 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
         finally:
             responder.stop()
             dispatcher.stop()
+            jobs.stop()
         return None
 
     return cli.run_command(work, redis=not args.once, resources=resources)

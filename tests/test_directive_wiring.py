@@ -126,7 +126,9 @@ def test_a_promise_in_a_reply_becomes_the_agents_task(resources, sara, fake_gree
 def test_a_reply_that_promises_nothing_records_no_task(resources, sara, fake_green_api):
     report = _answer(resources, "I want a 2 bedroom apartment for rent in Maadi", 1)
     assert report.answer is Answer.REPLIED and report.kind == "results"
-    assert _one(resources.db, "SELECT count(*) AS n FROM followups")["n"] == 0
+    assert _one(resources.db, "SELECT count(*) AS n FROM followups WHERE owner = 'agent'")["n"] == 0
+    # (a shortlist schedules the assistant's own follow-up: that is not a task for the agent)
+    assert _one(resources.db, "SELECT count(*) AS n FROM followups WHERE owner = 'assistant'")["n"] == 1
 
 
 def test_ai_messages_record_the_directive_versions_they_were_made_under(resources, sara, fake_green_api):

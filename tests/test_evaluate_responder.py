@@ -52,3 +52,28 @@ def test_replay_lists_the_decisions_an_edit_would_change(resources, tmp_path):
     result = replay(resources.db, load_directives(), load_directives(edited), days=7)
     assert result["messages"] == 2 and result["changed"] == 1
     assert result["changes"][0]["now"] == "escalate" and "flamingo" in result["changes"][0]["text"]
+
+
+def test_kind_references_promise_and_not_mentions_are_judged(resources, tmp_path, capsys):
+    shutil.copy(ROOT / "execution" / "demo_data" / "listings_nile_homes.csv", tmp_path / "listings.csv")
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({
+        "listings": "listings.csv", "agent": {"name": "Sara", "gender": "female"}, "defaults": {"escalate": False},
+        "scenarios": [{"name": "judged", "turns": [
+            {"say": "tell me about NH-0001", "expect": {"kind": "detail", "references": ["NH-0001"], "promise": False,
+                                                        "not_mentions": ["NH-0002"]}},
+            {"say": "is it furnished?", "expect": {"kind": "answer", "references": ["NH-0001"], "promise": False,
+                                                   "not_mentions": ["Sara"]}},   # four wrong expectations
+        ]}]}, allow_unicode=True), encoding="utf-8")
+    result = run_scenarios(resources.db, None, load_directives(), tmp_path / "s.yaml")
+    out = capsys.readouterr().out
+    assert result == {"turns": 2, "failed": 1, "exit_code": 1}
+    assert "mentions 'Sara'" in out and "kind unknown, expected answer" in out
+    assert "references [], expected ['NH-0001']" in out and "promise 'answer_question', expected False" in out
+
+
+def test_the_shipped_conversation_scenarios_pass_offline(resources, capsys):
+    path = ROOT / "execution" / "demo_data" / "conversation_scenarios.yaml"
+    result = run_scenarios(resources.db, None, load_directives(), path)
+    out = capsys.readouterr().out
+    assert result["failed"] == 0, "\n".join(line for line in out.splitlines() if "FAIL" in line or "problems" in line)
+    assert result["turns"] == sum(len(s["turns"]) for s in yaml.safe_load(path.read_text(encoding="utf-8"))["scenarios"])

@@ -57,6 +57,13 @@ def world(resources):
             cur.execute("INSERT INTO escalations (organization_id, conversation_id, message_id, rule, category, reason) "
                         "SELECT organization_id, conversation_id, id, 'complaint', 'complaint', 'b secret reason' "
                         "FROM messages WHERE provider_message_id = 'in-delta'")
+            cur.execute("INSERT INTO viewings (organization_id, agent_id, conversation_id, property_id, starts_at, "
+                        "ends_at, blocked_until, booked_by, idempotency_key) "
+                        "SELECT p.organization_id, p.agent_id, %s, p.id, now() + interval '2 days', "
+                        "now() + interval '2 days 45 minutes', now() + interval '2 days 1 hour', 'assistant', 'b-view' "
+                        "FROM properties p WHERE p.agent_id = %s ORDER BY p.id LIMIT 1 RETURNING id",
+                        (b["conversation"]["id"], b["agent"]["id"]))
+            b["viewing_id"] = cur.fetchone()["id"]
     return a, b
 
 
@@ -143,7 +150,8 @@ def _routes(app) -> list[tuple[str, str]]:
 def test_agent_a_gets_404_and_nothing_of_agent_b_on_every_route(app, world):
     a, b = world
     client, _ = _login(app, "sara@acme.example")
-    ids = {"conversation_id": b["conversation"]["id"], "message_id": b["draft"], "reference": "DR-0002"}
+    ids = {"conversation_id": b["conversation"]["id"], "message_id": b["draft"], "reference": "DR-0002",
+           "viewing_id": b["viewing_id"], "token": "b" * 43}
     # What would be B's data (the reference itself is A's own input, echoed in "no listing DR-0002").
     secrets = [B_SECRET_TEXT, "b secret reason", "Omar", "9550000", "9,550,000", "201000000002", "draft of Omar"]
     walked = 0
@@ -151,7 +159,8 @@ def test_agent_a_gets_404_and_nothing_of_agent_b_on_every_route(app, world):
         if "{" not in path:
             continue
         url = path.format(**ids)
-        body = {"mode": "HUMAN", "text": "hi", "client_id": "client-0001", "status": "sold", "price": 1}
+        body = {"mode": "HUMAN", "text": "hi", "client_id": "client-0001", "status": "sold", "price": 1,
+                "starts_at": "2030-01-06T12:00"}
         response = client.request(method, url, json=body)
         assert response.status_code == 404, (method, url, response.status_code, response.text)
         assert not any(s.lower() in response.text.lower() for s in secrets), (method, url, response.text)
@@ -296,3 +305,10 @@ def test_events_resume_from_the_last_id_and_are_scoped(app, world, resources):
     resumed = _frames(client, int(frames[-1]["id"]), 1)
     assert json.loads(resumed[0]["data"])["conversation_id"] == a["conversation"]["id"]
     assert int(resumed[0]["id"]) > int(frames[-1]["id"])
+
+
+def test_the_pages_ship_under_100_kb_of_js_and_css():
+    """Agents open the inbox on slow phone connections: no framework bundle, the total stays small."""
+    static = ROOT / "templates" / "static"
+    total = sum(p.stat().st_size for p in static.iterdir() if p.suffix in (".js", ".css"))
+    assert 50_000 < total < 100_000, total

@@ -553,3 +553,30 @@ def test_the_simulator_shows_each_message_once_when_the_server_is_slow(browser, 
         expect(sim.locator("#log .msg.ai")).to_have_count(1, timeout=1)
     finally:
         context.close()
+
+
+def test_a_viewing_the_customer_booked_shows_in_the_thread_and_the_agent_confirms_it(browser, app):
+    served, demo = app
+    chat_id = "201000000555@c.us"
+    for text in ("tell me about NH-0001", "can I see it on Sunday?", "1"):
+        post_customer(served.base, demo, chat_id, text)
+        wait_for_reply(served.base, demo, chat_id, text)
+    context = agent_context(browser, served.base)
+    try:
+        page = context.new_page()
+        log_in(page, demo)
+        open_first_conversation(page)              # the newest activity: this customer's
+        cards = page.get_by_test_id("viewing-cards")
+        expect(cards).to_be_visible()
+        cards.locator("summary").tap()
+        item = page.get_by_test_id("viewing")
+        expect(item).to_have_attribute("data-status", "booked")
+        expect(item).to_contain_text("NH-0001")
+        findings: dict = {}
+        run_axe(page, "viewings", findings)
+        assert not serious(findings, KNOWN_AXE), serious(findings, KNOWN_AXE)
+        page.get_by_test_id("viewing-confirm").tap()
+        expect(page.get_by_test_id("viewing")).to_have_attribute("data-status", "confirmed")
+        expect(page.get_by_test_id("viewing-confirm")).to_have_count(0)
+    finally:
+        context.close()

@@ -163,7 +163,9 @@ INBOX_API = {"/api/auth/login", "/api/auth/logout", "/api/auth/logout-everywhere
              "/api/conversations/{conversation_id}/drafts/{message_id}/send",
              "/api/conversations/{conversation_id}/messages/{message_id}/resend",
              "/api/conversations/{conversation_id}/escalations/resolve", "/api/events", "/api/listings",
-             "/api/listings/{reference}", "/api/listings/import"}
+             "/api/listings/{reference}", "/api/listings/import", "/api/viewings",
+             "/api/conversations/{conversation_id}/viewings", "/api/viewings/{viewing_id}/confirm",
+             "/api/viewings/{viewing_id}/move", "/api/viewings/{viewing_id}/cancel", "/api/calendar/link"}
 
 
 def inbox_documented(paths: dict, csrf: str) -> dict:

@@ -65,8 +65,8 @@ def test_the_same_request_in_three_languages_finds_the_same_listings(conn, agent
     p = hits[0].property
     assert (p["property_type"], p["district"], p["bedrooms"], p["status"]) == ("apartment", "New Cairo", 3, "available")
     assert p["price"] <= 10_000_000
-    assert hits[0].reasons[:4] == ("type apartment", "in New Cairo", "3 bedrooms",
-                                   "price EGP 9,800,000 within budget ≤ 10,000,000")
+    assert hits[0].reasons[:5] == ("type apartment", "for sale", "in New Cairo", "3 bedrooms",
+                                   "price EGP 9,800,000 within budget ≤ 10,000,000")   # millions: for sale
 
 
 def _check_every(hits, predicate):
@@ -127,8 +127,8 @@ def test_preferences_accumulate_on_the_conversation(conn, agents):
     aliases = _aliases(conn, sara)
     for turn in ("السلام عليكم، عايز شقة", "في التجمع", "٣ غرف", "في حدود ١٠ مليون"):
         prefs = remember_preferences(conn, conversation_id=convo["id"], criteria=extract(turn, aliases=aliases))
-    assert prefs == Criteria(property_types=("apartment",), areas=("new-cairo",), bedrooms_min=3, bedrooms_max=3,
-                             price_max=11_000_000)
+    assert prefs == Criteria(property_types=("apartment",), listing_type="sale", areas=("new-cairo",),
+                             bedrooms_min=3, bedrooms_max=3, price_max=11_000_000)   # millions: buying
     with conn.cursor() as cur:
         cur.execute("SELECT preferences FROM conversations WHERE id = %s", (convo["id"],))
         assert Criteria.from_json(cur.fetchone()["preferences"]) == prefs

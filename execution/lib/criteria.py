@@ -4,7 +4,9 @@
 preferences accumulate over a conversation (newer statements replace older ones, amenities add up).
 All matching runs on `text.normalize()`d text, so أ/إ/آ, ى/ي, ة/ه, diacritics, tatweel and
 Arabic-Indic digits never matter. Vocabulary lives in the tables below; each entry is normalised
-when the patterns are built.
+when the patterns are built. A type, an area or a room count that no exact word states is looked
+for again with typos tolerated (`lib/spelling.py`): "appartment", "vila", "madi", "thre bedrooms".
+A budget in the millions with no word for renting means buying.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Iterable
 
+from execution.lib import spelling
 from execution.lib.property_store import Alias
 from execution.lib.text import normalize
 
@@ -85,7 +88,7 @@ INCLUDE_UNAVAILABLE_WORDS = ["including sold", "include sold", "including reserv
                              "even sold", "even reserved", "sold ones", "reserved ones", "حتى المباع", "المحجوز"]
 ARABIZI_MARKERS = ["3ayez", "fi", "hal", "fih", "feeh", "3ndak", "lw", "ahlan", "salam", "izay", "3ala", "beta3", "di", "de", "da", "3ayz", "3awez", "ayez", "3andak", "3andek", "3and", "ana", "mesh", "msh", "fe", "fel",
                    "kam", "bkam", "be kam", "ezay", "law", "momken", "7aga", "el", "3shan", "ya", "eh", "keda",
-                   "egar", "sha2a", "owad", "tamleek", "enta", "enti"]
+                   "egar", "sha2a", "owad", "tamleek", "enta", "enti", "tanya", "tany", "hya", "howa", "feen"]
 
 # Words that are Egyptian Arabic written in Latin letters and never English: one is enough.
 ARABIZI_STRONG = {
@@ -97,7 +100,9 @@ ARABIZI_STRONG = {
     "msh", "beta3", "beta3et", "3ashan", "3shan", "3andak", "3andek", "3andko", "3ndak", "ana2", "sabah", "masa2",
     "elhamdulillah", "alhamdulillah", "el7amdulillah", "ezzay", "bkam", "bekam", "mafeesh", "mafish", "fahem",
     "fahma", "7elw", "7elwa", "helw", "helwa", "sa7", "ma3ak", "ma3aki", "kalemni", "asoufha", "ashoofha",
-    "ashofha", "shofha", "3ala", "3and", "egar", "tamleek", "owad", "fel", "lel", "3al"}
+    "ashofha", "shofha", "3ala", "3and", "egar", "tamleek", "owad", "fel", "lel", "3al", "sowar", "sewar",
+    "shwaya", "shewaya", "akbar", "asghar", "aghla", "mefarsha", "mfarsha", "nezam", "sadad", "tafaseel", "wehda",
+    "elly", "elli", "salama", "bardo", "kaman", "ekhtyarat", "gedida", "gdida"}
 
 FILLER = ("the and for with want need looking look find show have any please hello thanks thank you there what "
           "which near area عايز عاوز محتاج ابحث عن فيه في من على لو سمحت عندك عندكم حاجه ممكن ana fe el 3andak "
@@ -105,6 +110,11 @@ FILLER = ("the and for with want need looking look find show have any please hel
 STRUCTURED = (*(w for words in PROPERTY_TYPE_WORDS.values() for w in words), *RENT_WORDS, *SALE_WORDS,
               *BEDROOM_WORDS, *(w for words in AMENITY_WORDS.values() for w in words), *MILLION_WORDS,
               *THOUSAND_WORDS, *UPPER_WORDS, *AROUND_WORDS, *LOWER_WORDS, *SIZE_WORDS, *ARABIZI_MARKERS)
+
+# Words the typo tolerance never reads as something else: the vocabulary's own words and the filler.
+KNOWN_WORDS = frozenset(w for phrase in (*FILLER.split(), *STRUCTURED, *NUMBER_WORDS, *BEDROOM_WORDS)
+                        for w in normalize(phrase).split())
+SALE_FROM = 1_000_000          # a budget this high is for buying, whatever the currency
 
 _ARABIC = re.compile(r"[\u0600-\u06ff]")
 _LATIN = re.compile(r"[a-z]")
@@ -258,7 +268,7 @@ def _multiplier(word: str | None) -> int:
 
 def detect_language(text: str) -> str:
     """'ar' when Arabic script dominates, 'arabizi' for Latin Egyptian Arabic, else 'en'."""
-    folded = normalize(text)
+    folded = _REFERENCE.sub(" ", normalize(text))      # "NH-0033" is in no language
     arabic, latin = len(_ARABIC.findall(folded)), len(_LATIN.findall(folded))
     if arabic > latin:
         return "ar"
@@ -303,6 +313,8 @@ def extract(text: str, *, aliases: Iterable[Alias] = (), tolerance_pct: int = 10
     values: dict = {"language": detect_language(text)}
 
     areas, rest = find_areas(folded, aliases)
+    if not areas:
+        areas, rest = _misspelt_areas(rest, aliases)
     if areas:
         values["areas"] = tuple(a.slug for a in areas)
         evidence += [f"area {a.slug}" for a in areas]
@@ -343,17 +355,29 @@ def extract(text: str, *, aliases: Iterable[Alias] = (), tolerance_pct: int = 10
         values["bedrooms_min"] = values["bedrooms_max"] = 2
         evidence.append(f"bedrooms {two.group(0).strip()!r}")
         rest = _blank(rest, two.span())
+    elif (misspelt := _misspelt_bedrooms(rest)):
+        count, span = misspelt
+        values["bedrooms_min"] = values["bedrooms_max"] = count
+        evidence.append(f"bedrooms {rest[span[0]:span[1]].strip()!r} (misspelt)")
+        rest = _blank(rest, span)
 
     rest = _extract_budget(rest, values, evidence, Decimal(100 + tolerance_pct) / 100)
 
     types = [t for t in PROPERTY_TYPE_WORDS if p[f"type:{t}"].search(rest)]
     if types:
-        values["property_types"] = tuple(types)
         evidence.append("type " + ", ".join(types))
+    elif (types := _misspelt_types(rest)):
+        evidence.append("type " + ", ".join(types) + " (misspelt)")
+    if types:
+        values["property_types"] = tuple(types)
     rent, sale = p["rent"].search(rest), p["sale"].search(rest)
     if values.get("listing_type") is None and (rent or sale) and not (rent and sale):
         values["listing_type"] = "rent" if rent else "sale"
         evidence.append(f"{values['listing_type']} {(rent or sale).group(0).strip()!r}")
+    elif values.get("listing_type") is None and not rent and max(values.get("price_max") or 0,
+                                                                 values.get("price_min") or 0) >= SALE_FROM:
+        values["listing_type"] = "sale"
+        evidence.append("sale (a budget in the millions)")
     amenities = [a for a in AMENITY_WORDS if p[f"amenity:{a}"].search(rest)]
     if amenities:
         values["amenities"] = tuple(amenities)
@@ -417,3 +441,82 @@ def _monthly(after: str, values: dict, evidence: list) -> None:
     if _patterns()["monthly"].search(after):
         values["listing_type"] = "rent"
         evidence.append("rent (a monthly amount)")
+
+
+# --- typos --------------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"[^\W_]+")
+
+
+def _forms(words: Iterable[str]) -> list[str]:
+    return [normalize(w) for w in words]
+
+
+@lru_cache(maxsize=1)
+def _type_forms() -> dict[str, str]:
+    return {f: t for t, words in PROPERTY_TYPE_WORDS.items() for f in _forms(words)}
+
+
+@lru_cache(maxsize=1)
+def _number_forms() -> dict[str, int]:
+    return {normalize(w): n for w, n in NUMBER_WORDS.items()}
+
+
+@lru_cache(maxsize=1)
+def _bedroom_forms() -> dict[str, bool]:
+    return {f: True for f in _forms(BEDROOM_WORDS) if " " not in f}
+
+
+def _windows(text: str, size: int):
+    """Each run of `size` consecutive words: (the words joined by one space, its span)."""
+    tokens = list(_TOKEN.finditer(text))
+    for i in range(len(tokens) - size + 1):
+        run = tokens[i: i + size]
+        if all(t.group(0) in KNOWN_WORDS or t.group(0) in spelling.PROTECTED for t in run):
+            continue
+        yield " ".join(t.group(0) for t in run), (run[0].start(), run[-1].end())
+
+
+def _misspelt_types(rest: str) -> list[str]:
+    forms = _type_forms()
+    found = []
+    for size in (2, 1):
+        sized = {f: t for f, t in forms.items() if f.count(" ") == size - 1}
+        for words, _ in _windows(rest, size):
+            kind = spelling.nearest(words, sized, known=KNOWN_WORDS)
+            if kind and kind not in found:
+                found.append(kind)
+    return found
+
+
+def _misspelt_areas(folded: str, aliases: Iterable[Alias]) -> tuple[list[Alias], str]:
+    by_size: dict[int, dict[str, Alias]] = {}
+    for alias in aliases:
+        by_size.setdefault(alias.normalized.count(" ") + 1, {})[alias.normalized] = alias
+    found: list[Alias] = []
+    for size in sorted(by_size, reverse=True):
+        forms = {f: a.slug for f, a in by_size[size].items()}
+        for words, span in _windows(folded, size):
+            # A glued preposition before the article: "بالتجمح" is "التجمح".
+            for variant in dict.fromkeys((words, re.sub(r"^[وفبك]{0,2}ل?(?=ال)", "", words))):
+                slug = spelling.nearest(variant, forms, known=KNOWN_WORDS)
+                if slug and slug not in {a.slug for a in found}:
+                    found.append(next(a for a in by_size[size].values() if a.slug == slug))
+                    folded = _blank(folded, span)
+                    break
+    return found, folded
+
+
+def _misspelt_bedrooms(rest: str) -> tuple[int, tuple[int, int]] | None:
+    """A room count with the number word or the room word misspelt: "thre bedrooms", "3 bedroms"."""
+    tokens = list(_TOKEN.finditer(rest))
+    numbers, rooms = _number_forms(), _bedroom_forms()
+    for first, second in zip(tokens, tokens[1:]):
+        word, noun = first.group(0), second.group(0)
+        count = int(word) if word.isdigit() else numbers.get(word)
+        count = count if count is not None else spelling.nearest(word, numbers, known=KNOWN_WORDS)
+        if count is None or not 0 <= count <= 20:
+            continue
+        if noun in rooms or spelling.nearest(noun, rooms, known=KNOWN_WORDS):
+            return count, (first.start(), second.end())
+    return None

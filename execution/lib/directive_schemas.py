@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 
 from execution.lib.directive_checks import (
@@ -13,13 +14,32 @@ ESCALATION_CATEGORIES = ("negotiation", "human_request", "legal", "complaint", "
 CRITERIA_FIELDS = ("area", "budget", "bedrooms", "listing_type")
 RELAXABLE = ("amenities", "size", "bedrooms", "budget", "type")
 PERSONA_STYLES = ("professional", "friendly", "casual", "premium")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+# Each viewing message and the placeholders it may use.
+VIEWING_MESSAGES = {
+    "confirmation": ("reference", "when", "address", "agent_name"),
+    "moved": ("reference", "when"),
+    "cancelled": ("reference", "when"),
+    "offer_slots": ("reference", "slots"),
+    "slot_taken": ("reference", "slots"),
+    "no_slots": ("reference", "agent_name"),
+    "which_listing": (),
+    "reminder": ("reference", "when", "address"),
+    "feedback_question": ("reference", "agent_name"),
+    "feedback_thanks": ("agent_name",),
+}
 
 # Each persona template and the placeholders it may use.
 TEMPLATES = {
     "greeting": ("agent_name", "agency"),
     "ask_area": (), "ask_budget": (), "ask_bedrooms": (), "ask_listing_type": (),
-    "results_intro": ("count",),
-    "closest_results_intro": ("count",),
+    "results_intro": ("count",), "results_intro_one": (),
+    "closest_results_intro": ("count",), "closest_results_intro_one": (),
+    "more_results_intro": ("count",), "more_results_intro_one": (),
+    "cheaper_intro": ("count",), "cheaper_intro_one": (),
+    "bigger_intro": ("count",), "bigger_intro_one": (),
+    "no_more": (), "no_cheaper": ("reference",), "no_bigger": ("reference",),
     "results_outro": (),
     "no_results": ("agent_name",),
     "listing_intro": ("reference",),
@@ -30,6 +50,14 @@ TEMPLATES = {
     "no_amenities": ("reference", "agent_name"),
     "unknown": ("agent_name",),
     "which_listing": (),
+    "location": ("reference", "location"),
+    "photos": ("reference",),
+    "no_photos": ("reference", "agent_name"),
+    "status_available": ("reference",), "status_reserved": ("reference",), "status_sold": ("reference",),
+    "price": ("reference", "price"),
+    "size": ("reference", "size"),
+    "greeting_again": (),
+    "closing_thanks": (), "closing_ok": (), "closing_bye": ("agent_name",),
 }
 
 
@@ -46,6 +74,36 @@ def template(*allowed: str) -> Check:
         unknown = sorted(n for n in names if n not in allowed)
         return [(where, f"unknown placeholder(s) {unknown}; allowed: {list(allowed) or 'none'}")] if unknown else []
     return check
+
+
+def hours(v, where):
+    """["HH:MM", "HH:MM"]: an opening and a later closing time."""
+    if not (isinstance(v, list) and len(v) == 2 and all(isinstance(t, str) for t in v)):
+        return [(where, 'must be ["HH:MM", "HH:MM"]')]
+    if not all(re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", t) for t in v):
+        return [(where, "times are HH:MM, 00:00 to 23:59")]
+    return [] if v[0] < v[1] else [(where, "the closing time must come after the opening time")]
+
+
+def hours_pair(v, where):
+    """["HH:MM", "HH:MM"], which may wrap past midnight (quiet hours from 21:00 to 09:00)."""
+    if not (isinstance(v, list) and len(v) == 2 and all(isinstance(t, str) for t in v)):
+        return [(where, 'must be ["HH:MM", "HH:MM"]')]
+    if not all(re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", t) for t in v) or v[0] == v[1]:
+        return [(where, "two different times, HH:MM")]
+    return []
+
+
+def working_week(v, where):
+    """Per weekday (mon … sun) its hours; a day not listed is a day off."""
+    if not isinstance(v, dict) or not v:
+        return [(where, 'must list at least one day, e.g. sun: ["10:00", "18:00"]')]
+    out = [(f"{where}.{k}", f"unknown day; use {', '.join(WEEKDAYS)}") for k in v if k not in WEEKDAYS]
+    return out + [p for k, x in v.items() if k in WEEKDAYS for p in hours(x, f"{where}.{k}")]
+
+
+def optional_text(v, where):
+    return [] if v is None else text(v, where)
 
 
 def normalized_regex(v, where):
@@ -119,6 +177,28 @@ SCHEMAS: dict[str, Check] = {
     "race_condition_handling": directive(
         conversation_lock_ttl_s=integer(5, 300),
         conversation_lock_wait_s=number(0, 60),
+    ),
+    "viewing_rules": directive(
+        slot_minutes=integer(15, 240),
+        buffer_minutes=integer(0, 240),
+        min_notice_hours=integer(0, 168),
+        horizon_days=integer(1, 90),
+        slots_offered=integer(1, 6),
+        working_hours=working_week,
+        reminders_before_hours=list_of(integer(1, 168)),
+        feedback_after_hours=integer(1, 72),
+        feedback_window_hours=integer(1, 336),
+        reminder_template=optional_text,
+        messages=mapping({name: per_language(template(*allowed), gendered=True)
+                          for name, allowed in VIEWING_MESSAGES.items()}),
+        agent_alert=keyed(template("status", "reference", "when", "customer"), keys=("en", "ar")),
+    ),
+    "follow_up_rules": directive(
+        after_kinds=list_of(one_of("results", "closest", "detail", "answer"), min_items=1),
+        delays_hours=list_of(integer(1, 168), min_items=1),
+        quiet_hours=hours_pair,
+        stop_patterns=mapping({lang: list_of(normalized_regex) for lang in ("en", "ar", "arabizi")}),
+        messages=mapping({"nudge": per_language(template("agent_name"), gendered=True)}),
     ),
     "model_replies": directive(
         history_turns=integer(1, 100),

@@ -132,3 +132,37 @@ def location_pin(p: dict, *, lang: str) -> dict | None:
         "name": f"{p.get('project_name') or p['reference']} ({p['reference']})",
         "address": ("، " if lang == "ar" else ", ").join(x for x in (place, p.get("city")) if x) or None,
     }
+
+
+_WEEKDAYS = {
+    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+    "ar": ("الاثنين", "الثلاثاء", "الأربعاء", "الخميس", "الجمعة", "السبت", "الأحد"),
+    "arabizi": ("el etnein", "el talat", "el arba3", "el khamis", "el gom3a", "el sabt", "el 7ad"),
+}
+_MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+              "November", "December")
+
+
+def when_text(moment, *, lang: str, timezone: str, arabic_digits: bool = True) -> str:
+    """A viewing's time as a customer reads it, in the agent's time zone: "Sunday 29 November, 6:00 pm"."""
+    from zoneinfo import ZoneInfo
+
+    local = moment.astimezone(ZoneInfo(timezone))
+    hour12 = local.hour % 12 or 12
+    clock = f"{hour12}:{local.minute:02d}"
+    day = _WEEKDAYS.get(lang, _WEEKDAYS["en"])[local.weekday()]
+    if lang == "ar":
+        part = "صباحاً" if local.hour < 12 else "مساءً"
+        return digits(f"{day} {local.day} {_MONTHS_AR[local.month - 1]}، الساعة {clock} {part}", lang="ar",
+                      arabic_digits=arabic_digits)
+    if lang == "arabizi":
+        part = "el sob7" if local.hour < 12 else ("ba3d el dohr" if local.hour < 17 else "bel leil")
+        return f"{day} {local.day}/{local.month} el sa3a {clock} {part}"
+    return f"{day} {local.day} {_MONTHS_EN[local.month - 1]}, {clock} {'am' if local.hour < 12 else 'pm'}"
+
+
+def address_text(p: dict, *, lang: str) -> str:
+    """Where a listing is, from its own fields (project, district, city)."""
+    place = (p.get("district_ar") or p.get("district")) if lang == "ar" else p.get("district")
+    parts = [x for x in (p.get("project_name"), place, p.get("city")) if x]
+    return ("، " if lang == "ar" else ", ").join(parts) or p["reference"]

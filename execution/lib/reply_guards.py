@@ -21,6 +21,7 @@ from execution.lib.text import normalize
 
 _PHONE = re.compile(r"(?<![\w٠-٩])\+?[\d٠-٩](?:[\d٠-٩ -]{6,16})[\d٠-٩](?![\w٠-٩])")
 _NEGATIVE = re.compile(r"(?:^|[\s(:])[-−]\s?[\d٠-٩]{1,3}(?:[,٬.]?[\d٠-٩]{3})+")
+_BOOKING_CLAIM = re.compile(r"book|schedul|arrang|confirm|حجز|ثبت|رتب|7agaz|hagaz|sabbet", re.I)
 _ARABIC_LETTER = re.compile(r"[\u0621-\u064a]")
 _LATIN_LETTER = re.compile(r"[A-Za-z]")
 
@@ -35,8 +36,11 @@ def _digits_only(text: str) -> str:
 
 
 def check_reply(draft: str, *, db: Database, conversation: dict, agent: dict, snapshot: Snapshot,
-                customer_text: str, language: str, retrieved: list[dict], private: str) -> GuardResult:
-    """Everything a draft must pass before it may be sent; every miss with its reason code."""
+                customer_text: str, language: str, retrieved: list[dict], private: str,
+                booked: bool = False) -> GuardResult:
+    """Everything a draft must pass before it may be sent; every miss with its reason code.
+
+    `booked`: a viewing was booked, moved or cancelled in this turn, so saying so is true."""
     if not draft.strip():
         return GuardResult(False, (Miss("empty_draft", "", "the draft was empty"),))
     named = _named_listings(draft, db=db, agent_id=conversation["agent_id"], retrieved=retrieved)
@@ -56,7 +60,7 @@ def check_reply(draft: str, *, db: Database, conversation: dict, agent: dict, sn
         misses.append(Miss("unknown_price", m.group(0).strip(), "a negative amount is never a listing's figure"))
     for pattern in _promise_patterns(snapshot):
         m = pattern.search(normalize(draft))
-        if m:
+        if m and not (booked and _BOOKING_CLAIM.search(m.group(0))):
             misses.append(Miss("unrecorded_promise", m.group(0), f"{m.group(0)!r} promises an action nothing "
                                "records (a booking, a call, a visit); say the agent will confirm instead"))
             break

@@ -313,6 +313,7 @@ function renderThread(data, first) {
   renderEscalations(data.escalations || []);
   renderLead(c);
   renderListings(data.listings || []);
+  renderViewings(data.viewings || []);
   renderMessages(data.messages || [], follow);
   // Keep the list in step with what the thread says.
   const item = findItem(c.id);
@@ -405,6 +406,30 @@ function renderListings(ls) {
       facts,
       el("span", {class: "price", text: App.digits(l.price_text)}),
       st ? el("span", {class: "st st-" + st, text: S_HAS("lstatus." + st) ? t("lstatus." + st) : st}) : null));
+  }
+}
+
+function renderViewings(vs) {
+  const box = $("viewing-cards"), list = $("vlist");
+  box.hidden = !vs.length;
+  $("viewing-count").textContent = App.num(vs.length);
+  list.textContent = "";
+  for (const v of vs) {
+    const when = new Date(v.starts_at).toLocaleString(App.locale(),
+      {weekday: "short", day: "numeric", month: "short", hour: "numeric", minute: "2-digit"});
+    const act = (what) => el("button", {type: "button", class: "btn", "data-testid": "viewing-" + what,
+      text: t("viewing." + what), onclick: async (e) => {
+        if (what === "cancel" && !confirm(t("viewing.sure"))) return;
+        e.target.disabled = true;
+        try { await api("POST", "/api/viewings/" + enc(v.id) + "/" + what, {}); loadThread(); }
+        catch (err) { e.target.disabled = false; }
+      }});
+    const live = v.status === "booked" || v.status === "confirmed";
+    list.append(el("li", {class: "vitem", "data-testid": "viewing", "data-status": v.status},
+      el("span", {class: "ref", text: v.reference}), " ", el("span", {text: when}), " ",
+      el("span", {class: "st st-" + v.status, text: t("vstatus." + v.status)}),
+      v.feedback ? el("q", {dir: "auto", text: v.feedback}) : null,
+      v.status === "booked" ? act("confirm") : null, live ? act("cancel") : null));
   }
 }
 

@@ -8,6 +8,7 @@ from execution.lib.directives import DIRECTIVES_ROOT, DirectivesInvalid, Directi
 
 EXPECTED = {
     "incoming_message_router": "core", "ai_human_toggle_logic": "core", "message_sending_rules": "core",
+    "viewing_rules": "core", "follow_up_rules": "core",
     "property_retrieval": "ai_behavior", "persona_enforcement": "ai_behavior", "escalation_triggers": "ai_behavior",
     "model_replies": "ai_behavior",
     "race_condition_handling": "edge_cases",

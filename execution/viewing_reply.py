@@ -1,0 +1,208 @@
+"""The viewing part of a conversation: a request to visit, a choice among offered times, a move, a
+cancellation, and the answer to the feedback question. Both responders go through it first.
+
+Reads: the viewing_rules directive, the customer's words (read_when: "Sunday at 6pm", "يوم الحد
+بالليل", "bokra ba3d el dohr"), the listing in focus (a reference in the message, else the last one
+the assistant showed), the slots the last reply offered (stored on that message's `generation`).
+Writes, when `act` (not for a preview): the booking, move or cancellation through book_viewing /
+change_viewing (the agent is alerted there), the feedback on the viewing. Returns None when the
+messages are not about a viewing, so the responder answers as usual.
+Guard: bookings are keyed by the customer's message (`chat:{message id}:{time}`), so answering the
+same message again books nothing twice; a time is booked only when it is on the agent's grid and
+free, otherwise two or three concrete slots are offered as a numbered list.
+
+usage: python -m execution.viewing_reply --conversation 42    (what it would do; books nothing)
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+from execution.book_viewing import book_viewing
+from execution.change_viewing import cancel_viewing, reschedule_viewing
+from execution.lib import cli, conversation_store, formatting, viewing_store
+from execution.lib.conversation_state import resolve_listing
+from execution.lib.criteria import detect_language
+from execution.lib.db import Database
+from execution.lib.directives import Snapshot, load_directives, localized
+from execution.lib.errors import BadRequest, NotFound
+from execution.lib.providers import ProviderRegistry
+from execution.lib.replies import Reply
+from execution.lib.text import normalize
+from execution.lib.when import read_when
+from execution.list_viewing_slots import bookable_listing, list_viewing_slots, numbered
+from execution.viewing_messages import arabic_digits, viewing_text
+
+_VIEW = re.compile(r"\b(viewing|view (it|the|this|that)|visit|see (it|the|this|that)|come (and )?see"
+                   r"|show me (it|the place)|appointment)\b"
+                   r"|معاين|اعاين|نعاين|اشوف(ها|ه)|نشوف(ها|ه)|زياره|ازور"
+                   r"|\b(m?o?3ayn|a3ayen|n3ayen|mo3ayna|mo3aina|m3ayna|ashofha|ashoofha|nshofha|azorha)\w*", re.I)
+_CANCEL = re.compile(r"\bcancel\b|\b(drop|call off|forget) (the|that|my) (viewing|appointment|visit)\b"
+                     r"|الغي|الغاء|مش هقدر اجي|\b(el8i|elghi|alghi|cancel)\b", re.I)
+_MOVE = re.compile(r"\b(reschedule|move|change) (it|the (viewing|time|appointment))\b|another (time|day)"
+                   r"|غير الميعاد|اغير الميعاد|ميعاد تاني|\b(a8ayar|aghayar) el ma3ad\b|ma3ad tany", re.I)
+_ORDINALS = {1: r"first|1st|الاول|اول|awel|awwel", 2: r"second|2nd|التاني|تاني|tany|tani", 3: r"third|3rd|التالت|talet"}
+
+
+def _choice(text: str, count: int) -> int | None:
+    """A number among the offered (1..count), as digits or an ordinal word; None otherwise."""
+    folded = normalize(text).translate(str.maketrans("٠١٢٣٤٥٦٧٨٩", "0123456789")).strip()
+    m = re.fullmatch(r"(?:(?:number|no\.?|رقم|ra2am)\s*)?(\d)\s*[.)!]?", folded, re.I)
+    if m and 1 <= int(m.group(1)) <= count:
+        return int(m.group(1))
+    for n, words in _ORDINALS.items():
+        if n <= count and re.search(rf"(^|\s)({words})(\s|$)", folded, re.I):
+            return n
+    return None
+
+
+def _focus(conn, conversation: dict, text: str) -> dict | None:
+    """The listing meant ("NH-0033", "the second", "the one in Maadi", "it"), if it can be visited."""
+    listing = resolve_listing(conn, conversation=conversation, text=text, agent_id=conversation["agent_id"])
+    if listing is None:
+        return None
+    try:
+        return bookable_listing(conn, agent_id=conversation["agent_id"], reference=listing["reference"])
+    except (NotFound, BadRequest):
+        return None
+
+
+def viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, conversation: dict,
+                  messages: list[dict], snapshot: Snapshot, agent: dict, act: bool = True,
+                  now: datetime | None = None) -> Reply | None:
+    """The viewing flow's reply, recorded as written by it (backend `viewing`) with the listings it quotes."""
+    reply = _viewing_reply(db, redis, providers, conversation=conversation, messages=messages, snapshot=snapshot,
+                           agent=agent, act=act, now=now)
+    return reply and reply.with_generation(backend="viewing", references=list(reply.references))
+
+
+def _viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, conversation: dict,
+                   messages: list[dict], snapshot: Snapshot, agent: dict, act: bool, now: datetime | None) -> Reply | None:
+    text = "\n".join(m["body"] or "" for m in messages if m.get("body")).strip()
+    if not text:
+        return None
+    rules, now = snapshot["viewing_rules"], now or datetime.now(timezone.utc)
+    last_id = messages[-1]["id"]
+    with db.connection() as conn:
+        timing = viewing_store.viewing_agent(conn, agent_id=conversation["agent_id"])
+        last = viewing_store.last_ai_generation(conn, conversation_id=conversation["id"])
+    # "2" or "٢" says nothing of a language: keep the one the times were offered in.
+    lang = detect_language(text) if re.search(r"[^\W\d_]", text) else \
+        ((last or {}).get("viewing_offer") or {}).get("language") or detect_language(text)
+    with db.connection() as conn:
+        asked = viewing_store.awaiting_feedback(conn, conversation_id=conversation["id"],
+                                                within_hours=rules["feedback_window_hours"])
+        active = viewing_store.viewings_for_conversation(conn, agent_id=conversation["agent_id"],
+                                                         conversation_id=conversation["id"], active_only=True)
+        focus = _focus(conn, conversation, text)
+
+    def say(name: str, **kw) -> str:
+        return localized(rules["messages"][name], lang, gender=agent.get("gender")).format(
+            agent_name=agent["name"], **kw)
+
+    def offer(listing: dict, start=None, end=None, action="book", viewing_id=None, message="offer_slots") -> Reply:
+        with db.connection() as conn:
+            slots = list_viewing_slots(conn, snapshot=snapshot, agent_id=conversation["agent_id"], listing=listing,
+                                       now=now, start=start, end=end, except_viewing=viewing_id)
+            if not slots and start is not None:
+                slots = list_viewing_slots(conn, snapshot=snapshot, agent_id=conversation["agent_id"],
+                                           listing=listing, now=now, except_viewing=viewing_id)
+        if not slots:
+            return Reply(say("no_slots", reference=listing["reference"]), lang, "viewing",
+                         references=(listing["reference"],), promise="arrange_viewing")
+        listed = numbered(slots, lang=lang, timezone_name=timing["timezone"],
+                          arabic_digits=arabic_digits(snapshot, timing))
+        return Reply(say(message, reference=listing["reference"], slots=listed), lang, "viewing",
+                     references=(listing["reference"],)).with_generation(viewing_offer={
+                         "action": action, "reference": listing["reference"], "viewing_id": viewing_id,
+                         "language": lang,
+                         "slots": [s.isoformat() for s in slots]})
+
+    def book(listing: dict, at: datetime, action="book", viewing_id=None) -> Reply:
+        if not act:
+            return Reply(f"[would {action} {listing['reference']} at {at.isoformat()}]", lang, "viewing")
+        if action == "move":
+            report = reschedule_viewing(db, redis, providers, snapshot=snapshot, agent_id=conversation["agent_id"],
+                                        viewing_id=viewing_id, starts_at=at, actor="assistant", now=now,
+                                        tell_customer=False)
+        else:
+            report = book_viewing(db, redis, providers, snapshot=snapshot, conversation_id=conversation["id"],
+                                  reference=listing["reference"], starts_at=at, booked_by="assistant", language=lang,
+                                  idempotency_key=f"chat:{last_id}:{at:%Y%m%d%H%M}", now=now, tell_customer=False)
+        if report.outcome in ("slot_taken", "not_bookable"):
+            return offer(listing, action=action, viewing_id=viewing_id, message="slot_taken")
+        with db.connection() as conn:
+            viewing = viewing_store.get_viewing(conn, agent_id=conversation["agent_id"], viewing_id=report.viewing_id)
+        name = "moved" if action == "move" else "confirmation"
+        pin = formatting.location_pin(viewing, lang="ar" if lang == "ar" else "en") if action == "book" else None
+        return Reply(viewing_text(snapshot, viewing, {**timing, "gender": agent.get("gender")}, name, lang=lang),
+                     lang, "viewing", references=(viewing["reference"],), pin=pin).with_generation(
+                         viewing={"id": viewing["id"], "status": report.outcome})
+
+    # 1. The answer to the feedback question.
+    if asked is not None and not _VIEW.search(text) and not _CANCEL.search(text):
+        if act:
+            with db.connection() as conn:
+                viewing_store.store_feedback(conn, viewing_id=asked["id"], text=text)
+        return Reply(say("feedback_thanks"), lang, "viewing").with_generation(feedback_for=asked["id"])
+    # 2. A choice among the times the last reply offered.
+    offered = (last or {}).get("viewing_offer")
+    if offered:
+        slots = [datetime.fromisoformat(s) for s in offered["slots"]]
+        n = _choice(text, len(slots))
+        when = read_when(text, now=now.astimezone(slots[0].tzinfo))
+        picked = slots[n - 1] if n else next((s for s in slots if when.kind == "exact" and when.start == s), None)
+        if picked is not None:
+            with db.connection() as conn:
+                listing = bookable_listing(conn, agent_id=conversation["agent_id"], reference=offered["reference"])
+            return book(listing, picked, offered["action"], offered.get("viewing_id"))
+    # 3. Cancel or move the viewing already booked here.
+    if active and _CANCEL.search(text):
+        v = active[-1]
+        if act:
+            cancel_viewing(db, redis, providers, snapshot=snapshot, agent_id=conversation["agent_id"],
+                           viewing_id=v["id"], actor="assistant", reason="the customer asked", tell_customer=False)
+        return Reply(viewing_text(snapshot, v, {**timing, "gender": agent.get("gender")}, "cancelled", lang=lang),
+                     lang, "viewing", references=(v["reference"],))
+    when = read_when(text, now=now.astimezone(viewing_store.zone(timing)))
+    if active and (_MOVE.search(text) or (when.kind != "none" and not _VIEW.search(text) and focus is None)):
+        v = active[-1]
+        with db.connection() as conn:
+            listing = bookable_listing(conn, agent_id=conversation["agent_id"], reference=v["reference"])
+        if when.kind == "exact" and not when.ambiguous:
+            return book(listing, when.start, "move", v["id"])
+        return offer(listing, when.start, when.end, action="move", viewing_id=v["id"])
+    # 4. A request to visit.
+    if not _VIEW.search(text):
+        return None
+    if focus is None:
+        return Reply(say("which_listing"), lang, "viewing")
+    if when.kind == "exact" and not when.ambiguous:
+        return book(focus, when.start)
+    if when.kind in ("day", "part", "range", "exact", "time"):
+        return offer(focus, when.start, when.end)
+    return offer(focus)
+
+
+def main(argv: list[str] | None = None, *, resources=None) -> int:
+    p = cli.parser(__doc__)
+    p.add_argument("--conversation", type=int, required=True)
+    args = p.parse_args(argv)
+
+    def work(res):
+        with res.db.connection() as conn:
+            conversation = conversation_store.get_conversation(conn, conversation_id=args.conversation)
+            if conversation is None:
+                raise NotFound(f"conversation {args.conversation} does not exist")
+            messages = conversation_store.unanswered_customer_messages(conn, conversation_id=args.conversation)
+            agent = viewing_store.viewing_agent(conn, agent_id=conversation["agent_id"])
+        reply = viewing_reply(res.db, None, None, conversation=conversation, messages=messages,
+                              snapshot=load_directives(), agent=agent, act=False)
+        return reply or {"viewing": False}
+
+    return cli.run_command(work, resources=resources)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
