@@ -34,7 +34,7 @@ from execution.lib.llm import BACKENDS, ModelBackend, backend_from_settings
 from execution.lib.providers import ProviderRegistry, provider_class
 from execution.send_whatsapp_message import OutboundContent, SendOutcome, send_whatsapp_message
 from execution.viewing_messages import notify_agent
-from execution.viewing_reply import viewing_reply
+from execution.viewing_reply import viewing_reply, wants_viewing
 
 
 class Answer(str, enum.Enum):
@@ -83,10 +83,11 @@ def answer_conversation(
                 # written for a conversation that is about to change.
                 raise RetryLater("a message of this chat is received but not applied yet")
         last = messages[-1]
-        decision = check_escalation("\n".join(m["body"] or "" for m in messages),   # decide
-                                    directive=snapshot["escalation_triggers"], agent_name=agent["name"],
+        said = "\n".join(m["body"] or "" for m in messages)
+        decision = check_escalation(said, directive=snapshot["escalation_triggers"], agent_name=agent["name"],  # decide
                                     agent_gender=agent.get("gender"))
-        if decision.escalate:
+        # The rules always win; the examples (a fuzzy backstop) leave a plain viewing request to the viewing flow.
+        if decision.escalate and not (decision.rule.startswith("examples:") and wants_viewing(said)):
             done = escalate_conversation(db, redis, providers, snapshot=snapshot, conversation=conversation,
                                          agent=agent, message=last, decision=decision, expected_mode_version=version)
             report = AnswerReport(conversation_id, Answer.ESCALATED, rule=decision.rule, sends=done.sends)

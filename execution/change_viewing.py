@@ -35,18 +35,19 @@ class _Refused(Exception):
         self.report = report
 
 
-def _locked(conn, *, agent_id: int, viewing_id: int) -> dict:
+def _locked(conn, *, agent_id: int, viewing_id: int, done: str | None = None) -> dict:
+    """The viewing, locked; an inactive one raises, unless it is already `done` (a repeated request)."""
     viewing = viewing_store.get_viewing(conn, agent_id=agent_id, viewing_id=viewing_id, for_update=True)
     if viewing is None:
         raise NotFound(f"no viewing {viewing_id}")
-    if viewing["status"] not in viewing_store.ACTIVE:
+    if viewing["status"] not in viewing_store.ACTIVE and viewing["status"] != done:
         raise BadRequest(f"viewing {viewing_id} is {viewing['status']}")
     return viewing
 
 
-def _cancel_jobs(conn, viewing_id: int, why: str) -> int:
-    return job_store.cancel(conn, key_prefix=f"reminder:{viewing_id}:", reason=why) \
-        + job_store.cancel(conn, key_prefix=f"feedback:{viewing_id}", reason=why)
+def _cancel_jobs(conn, viewing: dict, why: str) -> int:
+    return job_store.cancel_for_viewing(conn, organization_id=viewing["organization_id"], viewing_id=viewing["id"],
+                                        reason=why)
 
 
 def reschedule_viewing(db: Database, redis, providers: ProviderRegistry, *, snapshot: Snapshot, agent_id: int,
@@ -70,7 +71,12 @@ def reschedule_viewing(db: Database, redis, providers: ProviderRegistry, *, snap
 def _move(db: Database, *, snapshot: Snapshot, agent_id: int, viewing_id: int, starts_at: datetime, actor: str,
           now: datetime) -> tuple[dict, dict]:
     with db.transaction() as conn:
-        old = _locked(conn, agent_id=agent_id, viewing_id=viewing_id)
+        old = _locked(conn, agent_id=agent_id, viewing_id=viewing_id, done="moved")
+        if old["status"] == "moved":               # the same move asked again: the first one's result
+            new = old["moved_to"] and viewing_store.get_viewing(conn, agent_id=agent_id, viewing_id=old["moved_to"])
+            if new is None or new["starts_at"] != starts_at:
+                raise BadRequest(f"viewing {viewing_id} was moved already (to viewing {old['moved_to']})")
+            return old, new
         viewing_store.set_status(conn, viewing_id=old["id"], status="moved")   # frees its time for the new one
         conversation = conversation_store.get_conversation(conn, conversation_id=old["conversation_id"])
         listing = property_store.get_property(conn, agent_id=agent_id, reference=old["reference"])
@@ -80,7 +86,7 @@ def _move(db: Database, *, snapshot: Snapshot, agent_id: int, viewing_id: int, s
         if new is None:
             raise _Refused(refusal)
         viewing_store.set_status(conn, viewing_id=old["id"], status="moved", moved_to=new["id"])
-        _cancel_jobs(conn, old["id"], f"moved to viewing {new['id']}")
+        _cancel_jobs(conn, old, f"moved to viewing {new['id']}")
         tenant_store.insert_audit(conn, organization_id=old["organization_id"], actor=actor, action="move_viewing",
                                   entity="viewing", entity_id=old["id"], details={"to": new["id"]})
     return old, new
@@ -90,9 +96,11 @@ def cancel_viewing(db: Database, redis, providers: ProviderRegistry, *, snapshot
                    viewing_id: int, actor: str, reason: str | None = None, tell_customer: bool = True,
                    tell_agent: bool = True) -> BookingReport:
     with db.transaction() as conn:
-        viewing = _locked(conn, agent_id=agent_id, viewing_id=viewing_id)
+        viewing = _locked(conn, agent_id=agent_id, viewing_id=viewing_id, done="cancelled")
+        if viewing["status"] == "cancelled":       # asked twice (a double tap, a retried reply): once is enough
+            return BookingReport("already_cancelled", viewing_id, viewing["starts_at"], viewing["reference"])
         viewing_store.set_status(conn, viewing_id=viewing_id, status="cancelled", cancel_reason=(reason or "")[:300])
-        _cancel_jobs(conn, viewing_id, "viewing cancelled")
+        _cancel_jobs(conn, viewing, "viewing cancelled")
         tenant_store.insert_audit(conn, organization_id=viewing["organization_id"], actor=actor,
                                   action="cancel_viewing", entity="viewing", entity_id=viewing_id, details={})
     sends = notify_customer(db, redis, providers, snapshot=snapshot, viewing=viewing, message="cancelled",

@@ -36,7 +36,7 @@ from execution.lib.grounding import check_draft
 from execution.lib.listing_import import import_listings
 from execution.lib.llm import BACKENDS, backend_from_settings
 from execution.lib.providers import provider_class
-from execution.viewing_reply import viewing_reply
+from execution.viewing_reply import viewing_reply, wants_viewing
 
 SANDBOX = "sandbox"
 
@@ -64,7 +64,7 @@ def _turn(db, model, snapshot: Snapshot, conversation: dict, agent: dict, text: 
                                            author="customer", body=text, provider_message_id=f"eval-{n}")
     decision = check_escalation(text, directive=snapshot["escalation_triggers"], agent_name=agent["name"],
                                 agent_gender=agent.get("gender"))
-    if decision.escalate:
+    if decision.escalate and not (decision.rule.startswith("examples:") and wants_viewing(text)):
         return {"escalated": True, "reply": decision.reply, "rule": decision.rule, "language": decision.language}
     messages = [{"id": mid, "body": text}]
     # As answer_conversation does: the viewing flow first (its bookings land in the throwaway agency).

@@ -49,6 +49,8 @@ def job_handlers(db: Database, redis, providers: ProviderRegistry, directives: D
             return JobDone("skipped", f"viewing {v['status'] if v else 'gone'}")
         if v["starts_at"].isoformat() != job["payload"].get("starts_at", v["starts_at"].isoformat()):
             return JobDone("skipped", "the viewing's time changed")
+        if v["starts_at"] <= datetime.now(timezone.utc) + timedelta(minutes=15):
+            return JobDone("skipped", "too late: the viewing is about to start or has started")   # a worker was down
         snapshot = directives.current()
         sends = notify_customer(db, redis, providers, snapshot=snapshot, viewing=v, message="reminder", key=job["key"])
         if sends[0] == "outside_window":

@@ -17,12 +17,12 @@ usage: python -m execution.viewing_reply --conversation 42    (what it would do;
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from execution.book_viewing import book_viewing
 from execution.change_viewing import cancel_viewing, reschedule_viewing
 from execution.lib import cli, conversation_store, formatting, viewing_store
-from execution.lib.conversation_state import resolve_listing
+from execution.lib.conversation_state import detect_intent, resolve_listing
 from execution.lib.criteria import detect_language
 from execution.lib.db import Database
 from execution.lib.directives import Snapshot, load_directives, localized
@@ -34,15 +34,30 @@ from execution.lib.when import read_when
 from execution.list_viewing_slots import bookable_listing, list_viewing_slots, numbered
 from execution.viewing_messages import arabic_digits, viewing_text
 
-_VIEW = re.compile(r"\b(viewing|view (it|the|this|that)|visit|see (it|the|this|that)|come (and )?see"
-                   r"|show me (it|the place)|appointment)\b"
+_VIEW = re.compile(r"\b(viewing|view (it|the|this|that)|visit|see (it|the|this|that|[a-z]{1,6}-\d{1,6})"
+                   r"|come (and )?see|show me (it|the place)|appointment)\b"
                    r"|معاين|اعاين|نعاين|اشوف(ها|ه)|نشوف(ها|ه)|زياره|ازور"
                    r"|\b(m?o?3ayn|a3ayen|n3ayen|mo3ayna|mo3aina|m3ayna|ashofha|ashoofha|nshofha|azorha)\w*", re.I)
 _CANCEL = re.compile(r"\bcancel\b|\b(drop|call off|forget) (the|that|my) (viewing|appointment|visit)\b"
-                     r"|الغي|الغاء|مش هقدر اجي|\b(el8i|elghi|alghi|cancel)\b", re.I)
-_MOVE = re.compile(r"\b(reschedule|move|change) (it|the (viewing|time|appointment))\b|another (time|day)"
-                   r"|غير الميعاد|اغير الميعاد|ميعاد تاني|\b(a8ayar|aghayar) el ma3ad\b|ma3ad tany", re.I)
-_ORDINALS = {1: r"first|1st|الاول|اول|awel|awwel", 2: r"second|2nd|التاني|تاني|tany|tani", 3: r"third|3rd|التالت|talet"}
+                     r"|الغي|الغاء|مش هقدر اجي|\b(el8i|elghi|alghi)\b", re.I)
+# "I won't cancel", "no need to cancel", "can I cancel later?": about cancelling, not a request to.
+_NOT_CANCEL = re.compile(r"\b(not|won'?t|don'?t|never|no need to|can i|could i|if i)\b[^.!?\n]{0,12}\bcancel"
+                         r"|مش (هلغي|عايز الغي|هالغي)|لو (لغيت|الغيت)|ينفع الغي|\b(mesh|msh) (hal8i|3ayez al8i)\b", re.I)
+_MOVE = re.compile(r"\b(reschedule|postpone|move|change|push) (it|the (viewing|time|appointment|visit))\b"
+                   r"|another (time|day)|\b(move|change) it to\b"
+                   r"|غير الميعاد|اغير الميعاد|نغير الميعاد|ميعاد تاني|نخليها|نأجلها|نأجل|اأجل|أأجل"
+                   r"|\b(a8ayar|aghayar|n8ayar|nghayar) el ma3ad\b|ma3ad tany|\b(ne2ageb|a2ageb|nkhaleeha|n5aleha)\b", re.I)
+_ORDINALS = {1: r"first|1st|الاول|اول|awel|awwel", 2: r"second|2nd|التاني|tany|tani", 3: r"third|3rd|التالت|talet"}
+
+
+_QUESTION = re.compile(r"[?؟]")
+_NOT_FEEDBACK = ("more", "cheaper", "bigger", "greeting")
+
+
+def wants_viewing(text: str) -> bool:
+    """Whether the customer is asking about a viewing (to book, move or cancel one): the viewing flow
+    answers it, and the escalation examples (a fuzzy backstop) do not take it from the flow."""
+    return bool(_VIEW.search(text) or _MOVE.search(text) or (_CANCEL.search(text) and not _NOT_CANCEL.search(text)))
 
 
 def _choice(text: str, count: int) -> int | None:
@@ -51,8 +66,11 @@ def _choice(text: str, count: int) -> int | None:
     m = re.fullmatch(r"(?:(?:number|no\.?|رقم|ra2am)\s*)?(\d)\s*[.)!]?", folded, re.I)
     if m and 1 <= int(m.group(1)) <= count:
         return int(m.group(1))
+    # An ordinal counts only as (nearly) the whole answer: "the second one", "التاني", not "ميعاد تاني بدري؟".
+    if len(folded.split()) > 3 or "?" in folded or "؟" in folded:
+        return None
     for n, words in _ORDINALS.items():
-        if n <= count and re.search(rf"(^|\s)({words})(\s|$)", folded, re.I):
+        if n <= count and re.search(rf"(^|\s)(the )?({words})( one)?\s*$", folded, re.I):
             return n
     return None
 
@@ -92,7 +110,7 @@ def _viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, c
         ((last or {}).get("viewing_offer") or {}).get("language") or detect_language(text)
     with db.connection() as conn:
         asked = viewing_store.awaiting_feedback(conn, conversation_id=conversation["id"],
-                                                within_hours=rules["feedback_window_hours"])
+                                                within_hours=rules["feedback_window_hours"], first_id=messages[0]["id"])
         active = viewing_store.viewings_for_conversation(conn, agent_id=conversation["agent_id"],
                                                          conversation_id=conversation["id"], active_only=True)
         focus = _focus(conn, conversation, text)
@@ -130,8 +148,11 @@ def _viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, c
             report = book_viewing(db, redis, providers, snapshot=snapshot, conversation_id=conversation["id"],
                                   reference=listing["reference"], starts_at=at, booked_by="assistant", language=lang,
                                   idempotency_key=f"chat:{last_id}:{at:%Y%m%d%H%M}", now=now, tell_customer=False)
-        if report.outcome in ("slot_taken", "not_bookable"):
+        if report.outcome == "slot_taken":
             return offer(listing, action=action, viewing_id=viewing_id, message="slot_taken")
+        if report.outcome == "not_bookable":      # off the grid or out of hours: that day's free times instead
+            day = at.astimezone(viewing_store.zone(timing)).replace(hour=0, minute=0, second=0, microsecond=0)
+            return offer(listing, day, day + timedelta(days=1), action=action, viewing_id=viewing_id)
         with db.connection() as conn:
             viewing = viewing_store.get_viewing(conn, agent_id=conversation["agent_id"], viewing_id=report.viewing_id)
         name = "moved" if action == "move" else "confirmation"
@@ -140,8 +161,9 @@ def _viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, c
                      lang, "viewing", references=(viewing["reference"],), pin=pin).with_generation(
                          viewing={"id": viewing["id"], "status": report.outcome})
 
-    # 1. The answer to the feedback question.
-    if asked is not None and not _VIEW.search(text) and not _CANCEL.search(text):
+    # 1. The answer to the feedback question: the first message after it, unless it asks something.
+    if asked is not None and not wants_viewing(text) and not _QUESTION.search(text) \
+            and detect_intent(text) not in _NOT_FEEDBACK:
         if act:
             with db.connection() as conn:
                 viewing_store.store_feedback(conn, viewing_id=asked["id"], text=text)
@@ -158,7 +180,7 @@ def _viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, c
                 listing = bookable_listing(conn, agent_id=conversation["agent_id"], reference=offered["reference"])
             return book(listing, picked, offered["action"], offered.get("viewing_id"))
     # 3. Cancel or move the viewing already booked here.
-    if active and _CANCEL.search(text):
+    if active and _CANCEL.search(text) and not _NOT_CANCEL.search(text):
         v = active[-1]
         if act:
             cancel_viewing(db, redis, providers, snapshot=snapshot, agent_id=conversation["agent_id"],

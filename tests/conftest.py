@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import random
 import secrets
+import socket
 import shutil
 import tempfile
 import uuid
@@ -135,13 +136,39 @@ def make_database(servers):
         servers.drop_database(name)
 
 
+def _claim_is_stale(value: str | None) -> bool:
+    """A claim written by a test process of this machine that no longer runs (killed mid-run)."""
+    import psutil
+
+    host, _, rest = (value or "").partition(":")
+    pid = rest.partition(":")[0]
+    return host == socket.gethostname() and pid.isdigit() and not psutil.pid_exists(int(pid))
+
+
+def _take_over_stale(client, token: str) -> bool:
+    import redis as redis_lib
+
+    with client.pipeline() as pipe:
+        try:
+            pipe.watch(REDIS_CLAIM_KEY)
+            if not _claim_is_stale(pipe.get(REDIS_CLAIM_KEY)):
+                return False
+            pipe.multi()
+            pipe.set(REDIS_CLAIM_KEY, token, ex=2 * 3600)
+            pipe.execute()
+            return True
+        except redis_lib.WatchError:
+            return False
+
+
 @pytest.fixture(scope="session")
 def redis_db_index(servers):
-    """Claim a Redis DB index (1-15) that no other run is using; never 0."""
-    token = secrets.token_hex(8)
+    """Claim a Redis DB index (1-15) that no other run is using; never 0. A claim left by a killed
+    test process of this machine is taken over, so killed runs never use up the indexes."""
+    token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
     for index in random.sample(range(1, 16), 15):
         client = servers.redis(index)
-        if client.set(REDIS_CLAIM_KEY, token, nx=True, ex=2 * 3600):
+        if client.set(REDIS_CLAIM_KEY, token, nx=True, ex=2 * 3600) or _take_over_stale(client, token):
             yield index
             if client.get(REDIS_CLAIM_KEY) == token:
                 client.flushdb()

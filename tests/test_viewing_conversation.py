@@ -203,3 +203,49 @@ def test_a_model_books_and_cancels_through_its_tools(resources, shop, fake_green
         assert [x["status"] for x in chat.viewings()] == ["cancelled"]
     finally:
         server.stop()
+
+
+# --- what a first review found ------------------------------------------------------------------------
+
+def test_an_arabizi_request_is_not_taken_for_a_complaint(resources, shop, fake_green_api):
+    chat = Chat(resources, shop, fake_green_api, "201100000011")
+    offer = chat.say("momken a3ayen NH-0001 bokra ba3d el dohr")
+    assert "NH-0001" in offer and "1. " in offer, offer
+    with resources.db.connection() as c, c.cursor() as cur:
+        cur.execute("SELECT mode FROM conversations WHERE id = %s", (chat.conversation["id"],))
+        assert cur.fetchone()["mode"] == "AI"
+
+
+def test_asking_for_another_time_books_nothing_and_not_cancelling_cancels_nothing(resources, shop, fake_green_api):
+    chat = Chat(resources, shop, fake_green_api, "201100000012")
+    chat.say("عايز اعاين NH-0001 يوم الحد بالليل")
+    chat.say("مفيش ميعاد تاني بدري شوية؟")
+    assert chat.viewings() == []
+    chat.say("عايز اعاين NH-0001 يوم الحد بالليل")
+    chat.say("١")
+    assert [v["status"] for v in chat.viewings()] == ["booked"]
+    chat.say("thanks! I won't cancel, see you then")
+    assert [v["status"] for v in chat.viewings()] == ["booked"]
+
+
+def test_a_time_off_the_grid_offers_that_days_times(resources, shop, fake_green_api):
+    chat = Chat(resources, shop, fake_green_api, "201100000013")
+    monday = _next(0)
+    offer = chat.say(f"can I see NH-0001 on Monday {monday.day}/{monday.month} at 11am?")
+    assert "1. Monday" in offer and "taken" not in offer, offer
+    booked = chat.say(f"can I see NH-0001 on {monday.day}/{monday.month} at 10:45 am?")
+    assert booked.startswith("Booked: a viewing of NH-0001 on Monday")
+
+
+def test_a_question_after_the_feedback_question_is_answered_not_stored(resources, shop, fake_green_api):
+    chat = Chat(resources, shop, fake_green_api, "201100000014")
+    chat.say("tell me about NH-0001")
+    chat.say("can I view it on Sunday?")
+    chat.say("1")
+    [v] = chat.viewings()
+    with resources.db.transaction() as c, c.cursor() as cur:
+        cur.execute("UPDATE viewings SET feedback_asked_at = now(), status = 'done' WHERE id = %s", (v["id"],))
+    assert not chat.say("anything cheaper in Maadi?").startswith("Thank you")
+    assert chat.viewings()[0]["feedback"] is None
+    # The question was answered by something else first: a later message is not taken as feedback either.
+    assert not chat.say("I liked the kitchen").startswith("Thank you")

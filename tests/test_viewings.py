@@ -371,3 +371,52 @@ def _loops(resources) -> int:
     with resources.db.connection() as c, c.cursor() as cur:
         cur.execute("SELECT count(*) AS n FROM loop_heartbeats WHERE loop = 'job-runner'")
         return cur.fetchone()["n"]
+
+
+def test_cancelling_twice_is_once_and_touches_only_that_viewings_jobs(resources, agency, fake_green_api):
+    from execution.lib import job_store
+
+    providers = ProviderRegistry(secret_key=resources.settings.secret_key)
+    convo = _conversation(resources, agency, 9)
+    booked = _book(resources, agency, convo, _next_slot(resources, agency))
+    vid = booked.viewing_id
+    with resources.db.transaction() as c:         # look-alike jobs: viewing 10×id here, and this id in another org
+        other = _other_org(c)
+        job_store.enqueue(c, organization_id=agency["organization_id"], kind="viewing_feedback",
+                          key=f"feedback:{vid}0", run_at=datetime.now(timezone.utc) + timedelta(days=1),
+                          payload={"viewing_id": vid * 10, "agent_id": agency["agent_id"]})
+        job_store.enqueue(c, organization_id=other, kind="viewing_feedback", key=f"other:feedback:{vid}",
+                          run_at=datetime.now(timezone.utc) + timedelta(days=1),
+                          payload={"viewing_id": vid, "agent_id": agency["agent_id"]})
+    first = cancel_viewing(resources.db, resources.redis, providers, snapshot=SNAPSHOT, agent_id=agency["agent_id"],
+                           viewing_id=vid, actor="cli")
+    again = cancel_viewing(resources.db, resources.redis, providers, snapshot=SNAPSHOT, agent_id=agency["agent_id"],
+                           viewing_id=vid, actor="cli")
+    assert (first.outcome, again.outcome) == ("cancelled", "already_cancelled")
+    with resources.db.connection() as c, c.cursor() as cur:
+        cur.execute("SELECT key, status FROM jobs ORDER BY key")
+        jobs = {r["key"]: r["status"] for r in cur.fetchall()}
+    assert jobs[f"feedback:{vid}"] == "cancelled"
+    assert jobs[f"feedback:{vid}0"] == "pending" and jobs[f"other:feedback:{vid}"] == "pending"
+    sent = [r for r in fake_green_api.calls("sendMessage") if "is cancelled" in r["body"]["message"]]
+    assert len(sent) == 1
+
+
+def test_a_reminder_that_comes_too_late_is_skipped(resources, agency, fake_green_api):
+    providers = ProviderRegistry(secret_key=resources.settings.secret_key)
+    booked = _book(resources, agency, _conversation(resources, agency, 10), _next_slot(resources, agency))
+    with resources.db.transaction() as c, c.cursor() as cur:     # the worker was down until the viewing began
+        cur.execute("UPDATE viewings SET starts_at = now() - interval '5 minutes', ends_at = now() + interval '40 minutes',"
+                    " blocked_until = now() + interval '55 minutes' WHERE id = %s", (booked.viewing_id,))
+        cur.execute("UPDATE jobs SET run_at = now(), payload = jsonb_set(payload, '{starts_at}', "
+                    "to_jsonb((SELECT starts_at FROM viewings WHERE id = %s)::text)) WHERE kind = 'viewing_reminder'",
+                    (booked.viewing_id,))
+    report = run_due_jobs(resources.db, handlers=job_handlers(resources.db, resources.redis, providers,
+                                                               StaticDirectives()))
+    assert report.skipped >= 1 and report.done == 0
+    assert not [r for r in fake_green_api.calls("sendMessage") if r["body"]["message"].startswith("Reminder:")]
+
+
+def _other_org(conn) -> int:
+    from execution.lib import tenant_store
+    return tenant_store.upsert_organization(conn, slug="other-homes", name="Other Homes")["id"]

@@ -31,15 +31,16 @@ def enqueue(conn: Connection, *, organization_id: int, kind: str, key: str, run_
         return row["id"] if row else None
 
 
-def cancel(conn: Connection, *, key_prefix: str, reason: str) -> int:
-    """Cancel the pending jobs whose key starts with `key_prefix` (e.g. `reminder:42:`)."""
+def cancel_for_viewing(conn: Connection, *, organization_id: int, viewing_id: int, reason: str) -> int:
+    """Cancel a viewing's pending reminders and feedback question (matched by payload, in its organization)."""
     with conn.cursor() as cur:
         cur.execute(
             """
             UPDATE jobs SET status = 'cancelled', outcome = %s, updated_at = now(), finished_at = now()
-             WHERE status = 'pending' AND key LIKE %s
+             WHERE status = 'pending' AND organization_id = %s AND kind IN ('viewing_reminder', 'viewing_feedback')
+               AND (payload->>'viewing_id')::bigint = %s
             """,
-            (reason[:200], key_prefix.replace("%", r"\%").replace("_", r"\_") + "%"),
+            (reason[:200], organization_id, viewing_id),
         )
         return cur.rowcount
 

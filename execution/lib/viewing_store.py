@@ -142,17 +142,20 @@ def viewings_for_agent(conn: Connection, *, agent_id: int, since: datetime, limi
         return cur.fetchall()
 
 
-def awaiting_feedback(conn: Connection, *, conversation_id: int, within_hours: int) -> dict | None:
-    """The viewing whose feedback question is the last thing asked here, if still within the window."""
+def awaiting_feedback(conn: Connection, *, conversation_id: int, within_hours: int, first_id: int) -> dict | None:
+    """The viewing whose feedback question was asked here, within the window, and not answered yet by a
+    customer message before `first_id` (so only the first reply after the question counts)."""
     with conn.cursor() as cur:
         cur.execute(
             """
             SELECT v.id, v.agent_id FROM viewings v
              WHERE v.conversation_id = %s AND v.feedback_asked_at IS NOT NULL AND v.feedback IS NULL
                AND v.feedback_asked_at > now() - make_interval(hours => %s)
+               AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = v.conversation_id
+                                  AND m.author = 'customer' AND m.created_at > v.feedback_asked_at AND m.id < %s)
              ORDER BY v.feedback_asked_at DESC LIMIT 1
             """,
-            (conversation_id, within_hours),
+            (conversation_id, within_hours, first_id),
         )
         return cur.fetchone()
 
