@@ -34,7 +34,8 @@ from execution.lib.llm import BACKENDS, ModelBackend, backend_from_settings
 from execution.lib.providers import ProviderRegistry, provider_class
 from execution.send_whatsapp_message import OutboundContent, SendOutcome, send_whatsapp_message
 from execution.viewing_messages import notify_agent
-from execution.viewing_reply import viewing_reply, wants_viewing
+from execution.lib.viewing_intent import wants_viewing
+from execution.viewing_reply import viewing_reply
 
 
 class Answer(str, enum.Enum):

@@ -36,7 +36,8 @@ from execution.lib.grounding import check_draft
 from execution.lib.listing_import import import_listings
 from execution.lib.llm import BACKENDS, backend_from_settings
 from execution.lib.providers import provider_class
-from execution.viewing_reply import viewing_reply, wants_viewing
+from execution.lib.viewing_intent import wants_viewing
+from execution.viewing_reply import viewing_reply
 
 SANDBOX = "sandbox"
 

@@ -29,51 +29,10 @@ from execution.lib.directives import Snapshot, load_directives, localized
 from execution.lib.errors import BadRequest, NotFound
 from execution.lib.providers import ProviderRegistry
 from execution.lib.replies import Reply
-from execution.lib.text import normalize
+from execution.lib.viewing_intent import CANCEL, MOVE, NOT_CANCEL, NOT_FEEDBACK, QUESTION, VIEW, choice, wants_viewing  # noqa: F401
 from execution.lib.when import read_when
 from execution.list_viewing_slots import bookable_listing, list_viewing_slots, numbered
 from execution.viewing_messages import arabic_digits, viewing_text
-
-_VIEW = re.compile(r"\b(viewing|view (it|the|this|that)|visit|see (it|the|this|that|[a-z]{1,6}-\d{1,6})"
-                   r"|come (and )?see|show me (it|the place)|appointment)\b"
-                   r"|معاين|اعاين|نعاين|اشوف(ها|ه)|نشوف(ها|ه)|زياره|ازور"
-                   r"|\b(m?o?3ayn|a3ayen|n3ayen|mo3ayna|mo3aina|m3ayna|ashofha|ashoofha|nshofha|azorha)\w*", re.I)
-_CANCEL = re.compile(r"\bcancel\b|\b(drop|call off|forget) (the|that|my) (viewing|appointment|visit)\b"
-                     r"|الغي|الغاء|مش هقدر اجي|\b(el8i|elghi|alghi)\b", re.I)
-# "I won't cancel", "no need to cancel", "can I cancel later?": about cancelling, not a request to.
-_NOT_CANCEL = re.compile(r"\b(not|won'?t|don'?t|never|no need to|can i|could i|if i)\b[^.!?\n]{0,12}\bcancel"
-                         r"|مش (هلغي|عايز الغي|هالغي)|لو (لغيت|الغيت)|ينفع الغي|\b(mesh|msh) (hal8i|3ayez al8i)\b", re.I)
-_MOVE = re.compile(r"\b(reschedule|postpone|move|change|push) (it|the (viewing|time|appointment|visit))\b"
-                   r"|another (time|day)|\b(move|change) it to\b"
-                   r"|غير الميعاد|اغير الميعاد|نغير الميعاد|ميعاد تاني|نخليها|نأجلها|نأجل|اأجل|أأجل"
-                   r"|\b(a8ayar|aghayar|n8ayar|nghayar) el ma3ad\b|ma3ad tany|\b(ne2ageb|a2ageb|nkhaleeha|n5aleha)\b", re.I)
-_ORDINALS = {1: r"first|1st|الاول|اول|awel|awwel", 2: r"second|2nd|التاني|tany|tani", 3: r"third|3rd|التالت|talet"}
-
-
-_QUESTION = re.compile(r"[?؟]")
-_NOT_FEEDBACK = ("more", "cheaper", "bigger", "greeting")
-
-
-def wants_viewing(text: str) -> bool:
-    """Whether the customer is asking about a viewing (to book, move or cancel one): the viewing flow
-    answers it, and the escalation examples (a fuzzy backstop) do not take it from the flow."""
-    return bool(_VIEW.search(text) or _MOVE.search(text) or (_CANCEL.search(text) and not _NOT_CANCEL.search(text)))
-
-
-def _choice(text: str, count: int) -> int | None:
-    """A number among the offered (1..count), as digits or an ordinal word; None otherwise."""
-    folded = normalize(text).translate(str.maketrans("٠١٢٣٤٥٦٧٨٩", "0123456789")).strip()
-    m = re.fullmatch(r"(?:(?:number|no\.?|رقم|ra2am)\s*)?(\d)\s*[.)!]?", folded, re.I)
-    if m and 1 <= int(m.group(1)) <= count:
-        return int(m.group(1))
-    # An ordinal counts only as (nearly) the whole answer: "the second one", "التاني", not "ميعاد تاني بدري؟".
-    if len(folded.split()) > 3 or "?" in folded or "؟" in folded:
-        return None
-    for n, words in _ORDINALS.items():
-        if n <= count and re.search(rf"(^|\s)(the )?({words})( one)?\s*$", folded, re.I):
-            return n
-    return None
-
 
 def _focus(conn, conversation: dict, text: str) -> dict | None:
     """The listing meant ("NH-0033", "the second", "the one in Maadi", "it"), if it can be visited."""
@@ -162,8 +121,8 @@ def _viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, c
                          viewing={"id": viewing["id"], "status": report.outcome})
 
     # 1. The answer to the feedback question: the first message after it, unless it asks something.
-    if asked is not None and not wants_viewing(text) and not _QUESTION.search(text) \
-            and detect_intent(text) not in _NOT_FEEDBACK:
+    if asked is not None and not wants_viewing(text) and not QUESTION.search(text) \
+            and detect_intent(text) not in NOT_FEEDBACK:
         if act:
             with db.connection() as conn:
                 viewing_store.store_feedback(conn, viewing_id=asked["id"], text=text)
@@ -172,7 +131,7 @@ def _viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, c
     offered = (last or {}).get("viewing_offer")
     if offered:
         slots = [datetime.fromisoformat(s) for s in offered["slots"]]
-        n = _choice(text, len(slots))
+        n = choice(text, len(slots))
         when = read_when(text, now=now.astimezone(slots[0].tzinfo))
         picked = slots[n - 1] if n else next((s for s in slots if when.kind == "exact" and when.start == s), None)
         if picked is not None:
@@ -180,7 +139,7 @@ def _viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, c
                 listing = bookable_listing(conn, agent_id=conversation["agent_id"], reference=offered["reference"])
             return book(listing, picked, offered["action"], offered.get("viewing_id"))
     # 3. Cancel or move the viewing already booked here.
-    if active and _CANCEL.search(text) and not _NOT_CANCEL.search(text):
+    if active and CANCEL.search(text) and not NOT_CANCEL.search(text):
         v = active[-1]
         if act:
             cancel_viewing(db, redis, providers, snapshot=snapshot, agent_id=conversation["agent_id"],
@@ -188,7 +147,7 @@ def _viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, c
         return Reply(viewing_text(snapshot, v, {**timing, "gender": agent.get("gender")}, "cancelled", lang=lang),
                      lang, "viewing", references=(v["reference"],))
     when = read_when(text, now=now.astimezone(viewing_store.zone(timing)))
-    if active and (_MOVE.search(text) or (when.kind != "none" and not _VIEW.search(text) and focus is None)):
+    if active and (MOVE.search(text) or (when.kind != "none" and not VIEW.search(text) and focus is None)):
         v = active[-1]
         with db.connection() as conn:
             listing = bookable_listing(conn, agent_id=conversation["agent_id"], reference=v["reference"])
@@ -196,7 +155,7 @@ def _viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, c
             return book(listing, when.start, "move", v["id"])
         return offer(listing, when.start, when.end, action="move", viewing_id=v["id"])
     # 4. A request to visit.
-    if not _VIEW.search(text):
+    if not VIEW.search(text):
         return None
     if focus is None:
         return Reply(say("which_listing"), lang, "viewing")

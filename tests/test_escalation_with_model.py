@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from execution.check_escalation import check_escalation
+from execution.lib.viewing_intent import wants_viewing
 from tests.conftest import SHIPPED
 from tests.fakes import anthropic_server as A
 from tests.test_model_replies import _all, _answer, claude, fake_claude, sara  # noqa: F401
@@ -80,7 +81,10 @@ def test_rules_examples_and_model_together(resources, sara, fake_claude, claude)
     for entry in CORPUS:
         answer, rule = outcome[entry["id"]]
         first = check_escalation(entry["text"], directive=rules)
-        if first.escalate:
+        if first.escalate and first.rule.startswith("examples:") and wants_viewing(entry["text"]):
+            # A request to visit in so many words goes to the viewing flow, not to the examples' guess.
+            assert answer == "replied" and not entry["needs_agent"], entry
+        elif first.escalate:
             assert answer == "escalated" and rule == first.rule
         else:
             assert (answer == "escalated") == decisions[entry["text"]]
