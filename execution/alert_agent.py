@@ -14,7 +14,6 @@ from execution.identify_conversation import identify_conversation
 from execution.lib import cli, conversation_store, tenant_store
 from execution.lib.db import Database
 from execution.lib.directives import Snapshot, load_directives
-from execution.lib.errors import NotFound
 from execution.lib.providers import ProviderRegistry, provider_class
 from execution.send_whatsapp_message import OutboundContent, SendOutcome, send_whatsapp_message
 from execution.set_mode_human import set_mode_human
@@ -52,9 +51,7 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
 
     def work(res):
         with res.db.connection() as conn:
-            conversation = conversation_store.get_conversation(conn, conversation_id=args.conversation)
-            if conversation is None:
-                raise NotFound(f"conversation {args.conversation} does not exist")
+            conversation = conversation_store.require_conversation(conn, conversation_id=args.conversation)
             agent = tenant_store.agent_profile(conn, agent_id=conversation["agent_id"])
         return {"alert": alert_agent(res.db, res.redis, ProviderRegistry(secret_key=res.settings.secret_key),
                                      snapshot=load_directives(), conversation=conversation, agent=agent,

@@ -136,9 +136,7 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
 
     def work(res):
         with res.db.connection() as conn:
-            conversation = conversation_store.get_conversation(conn, conversation_id=args.conversation)
-            if conversation is None:
-                raise NotFound(f"conversation {args.conversation} does not exist")
+            conversation = conversation_store.require_conversation(conn, conversation_id=args.conversation)
             tz = viewing_store.viewing_agent(conn, agent_id=conversation["agent_id"])["timezone"]
         starts_at = parse_local(args.at, tz)
         return book_viewing(res.db, res.redis, ProviderRegistry(secret_key=res.settings.secret_key),

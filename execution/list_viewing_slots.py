@@ -71,9 +71,7 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
     def work(res):
         snapshot = load_directives()
         with res.db.connection() as conn:
-            conversation = conversation_store.get_conversation(conn, conversation_id=args.conversation)
-            if conversation is None:
-                raise NotFound(f"conversation {args.conversation} does not exist")
+            conversation = conversation_store.require_conversation(conn, conversation_id=args.conversation)
             agent = viewing_store.viewing_agent(conn, agent_id=conversation["agent_id"])
             listing = bookable_listing(conn, agent_id=agent["id"], reference=args.reference)
             tz = agent["timezone"]

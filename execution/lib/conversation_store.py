@@ -5,6 +5,7 @@ from __future__ import annotations
 from psycopg2.extras import Json
 
 from execution.lib.db import Connection
+from execution.lib.errors import NotFound
 from execution.lib.inbox_store import shown_references
 
 
@@ -54,6 +55,14 @@ def get_conversation(conn: Connection, *, conversation_id: int, for_update: bool
     with conn.cursor() as cur:
         cur.execute(sql + (" FOR UPDATE" if for_update else ""), (conversation_id,))
         return cur.fetchone()
+
+
+def require_conversation(conn: Connection, *, conversation_id: int) -> dict:
+    """The conversation, or NotFound with its id (for commands run by hand)."""
+    found = get_conversation(conn, conversation_id=conversation_id)
+    if found is None:
+        raise NotFound(f"conversation {conversation_id} does not exist")
+    return found
 
 
 def touch_conversation(conn: Connection, *, conversation_id: int, inbound: bool) -> None:
