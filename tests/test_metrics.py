@@ -171,6 +171,12 @@ def test_waiting_work_and_its_age(resources, green_channel):
         run_once(resources.db, snapshot=SNAPSHOT)      # applied: with no burst window the reply is due now
         with resources.db.transaction() as conn, conn.cursor() as cur:
             cur.execute("UPDATE conversations SET reply_due_at = now() - interval '60 seconds'")
+            cur.execute("INSERT INTO jobs (organization_id, kind, key, run_at) VALUES "
+                        "(%s, 'followup', 'metrics:due', now() - interval '45 seconds'), "
+                        "(%s, 'followup', 'metrics:later', now() + interval '1 hour')",
+                        (green_channel["organization_id"], green_channel["organization_id"]))
+            cur.execute("INSERT INTO jobs (organization_id, kind, key, run_at, status) VALUES "
+                        "(%s, 'followup', 'metrics:failed', now(), 'failed')", (green_channel["organization_id"],))
             ops_store.beat(conn, name="elsewhere:1:responder", loop="responder")
             cur.execute("UPDATE loop_heartbeats SET beat_at = now() - interval '100 seconds'")
         samples, _ = _scrape(client)
@@ -179,6 +185,8 @@ def test_waiting_work_and_its_age(resources, green_channel):
     assert _value(samples, "wa_assistant_webhook_events_oldest_waiting_seconds") == 0
     assert _value(samples, "wa_assistant_replies_due") == 1
     assert 60 <= _value(samples, "wa_assistant_replies_oldest_due_seconds") < 90
+    assert (_value(samples, "wa_assistant_jobs_due"), _value(samples, "wa_assistant_jobs_failed")) == (1, 1)
+    assert 45 <= _value(samples, "wa_assistant_jobs_oldest_due_seconds") < 75
     # A responder that stopped beating 100 s ago: known, not alive.
     assert _value(samples, "wa_assistant_loops_alive", loop="responder") == 0
     assert 100 <= _value(samples, "wa_assistant_loop_last_beat_seconds", loop="responder") < 130

@@ -180,6 +180,12 @@ def _replies(rows: list[dict], suppressed: int, backlog) -> Iterator[Metric]:
                             value=backlog.oldest_reply_due_s or 0.0)
     yield GaugeMetricFamily(f"{PREFIX}replies_in_progress", "Conversations a responder is answering now.",
                             value=backlog.replies_in_progress)
+    yield GaugeMetricFamily(f"{PREFIX}jobs_due", "Jobs whose time has come (viewing reminders, feedback "
+                            "questions, follow-ups) and that no runner has taken yet.", value=backlog.jobs_due)
+    yield GaugeMetricFamily(f"{PREFIX}jobs_oldest_due_seconds", "Seconds the oldest due job has waited.",
+                            value=backlog.oldest_job_due_s or 0.0)
+    yield GaugeMetricFamily(f"{PREFIX}jobs_failed", "Jobs that used up their attempts "
+                            "(python -m execution.jobs --failed).", value=backlog.jobs_failed)
     written = CounterMetricFamily(f"{PREFIX}replies", "Replies the assistant wrote to customers (not handoffs "
                                   "or alerts), by the backend whose text was sent (offline: the templates, also when a "
                                   "model failed).", labels=["backend"])
