@@ -45,6 +45,8 @@ def list_viewing_slots(conn: Connection, *, snapshot: Snapshot, agent_id: int, l
     rules = availability.rules_for(directive, agent)
     now = now or datetime.now(timezone.utc)
     lo, hi = start or now, end or now + timedelta(days=rules.horizon_days)
+    if lo >= min(hi, now + timedelta(days=rules.horizon_days)):
+        return []                                   # a window wholly past the horizon (or empty) has no slots
     booked, blocked = viewing_store.busy(conn, agent_id=agent_id, start=lo - timedelta(hours=6), end=hi,
                                          except_viewing=except_viewing)
     return availability.free_slots(rules, now=now, start=start, end=end, booked=booked, blocked=blocked,

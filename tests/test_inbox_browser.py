@@ -555,7 +555,7 @@ def test_the_simulator_shows_each_message_once_when_the_server_is_slow(browser, 
         context.close()
 
 
-def test_a_viewing_the_customer_booked_shows_in_the_thread_and_the_agent_confirms_it(browser, app):
+def test_a_viewing_the_customer_booked_shows_in_the_thread_and_the_agent_confirms_it(browser, app, resources):
     served, demo = app
     chat_id = "201000000555@c.us"
     for text in ("tell me about NH-0001", "can I see it on Sunday?", "1"):
@@ -578,5 +578,30 @@ def test_a_viewing_the_customer_booked_shows_in_the_thread_and_the_agent_confirm
         page.get_by_test_id("viewing-confirm").tap()
         expect(page.get_by_test_id("viewing")).to_have_attribute("data-status", "confirmed")
         expect(page.get_by_test_id("viewing-confirm")).to_have_count(0)
+        # Move it: a time off the grid is refused with the free ones; a free one moves it.
+        page.get_by_test_id("viewing-at").fill("2030-01-07T11:07")
+        page.get_by_test_id("viewing-move").tap()
+        expect(page.get_by_test_id("toast")).to_contain_text("Not a free time")
+        page.get_by_test_id("viewing-at").fill(_a_free_time(resources))
+        page.get_by_test_id("viewing-move").tap()
+        expect(page.locator("[data-testid=viewing][data-status=moved]")).to_have_count(1)
+        expect(page.locator("[data-testid=viewing][data-status=booked]")).to_have_count(1)
     finally:
         context.close()
+
+
+def _a_free_time(resources) -> str:
+    """A free slot of the demo agent for NH-0001 two days after the booked one, as the inbox's input takes it."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from execution.list_viewing_slots import list_viewing_slots
+    from tests.conftest import SNAPSHOT
+
+    with resources.db.connection() as c, c.cursor() as cur:
+        cur.execute("SELECT v.agent_id, v.property_id, v.starts_at, a.timezone FROM viewings v "
+                    "JOIN agents a ON a.id = v.agent_id WHERE v.status IN ('booked', 'confirmed')")
+        v = cur.fetchone()
+        slot = list_viewing_slots(c, snapshot=SNAPSHOT, agent_id=v["agent_id"], listing={"id": v["property_id"]},
+                                  start=v["starts_at"] + timedelta(days=2), limit=1)[0]
+    return slot.astimezone(ZoneInfo(v["timezone"])).strftime("%Y-%m-%dT%H:%M")

@@ -420,3 +420,13 @@ def test_a_reminder_that_comes_too_late_is_skipped(resources, agency, fake_green
 def _other_org(conn) -> int:
     from execution.lib import tenant_store
     return tenant_store.upsert_organization(conn, slug="other-homes", name="Other Homes")["id"]
+
+
+def test_a_time_past_the_horizon_is_refused_with_the_reason_not_an_error(resources, agency):
+    convo = _conversation(resources, agency, 11)
+    far = datetime.now(CAIRO).replace(hour=12, minute=15, second=0, microsecond=0) + timedelta(days=200)
+    report = _book(resources, agency, convo, far)
+    assert report.outcome == "not_bookable" and "days ahead" in report.reason and report.alternatives == []
+    with resources.db.connection() as c:
+        assert list_viewing_slots(c, snapshot=SNAPSHOT, agent_id=agency["agent_id"],
+                                  listing={"id": _listing_id(c, "NH-0001")}, start=far) == []

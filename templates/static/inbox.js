@@ -425,11 +425,24 @@ function renderViewings(vs) {
         catch (err) { e.target.disabled = false; }
       }});
     const live = v.status === "booked" || v.status === "confirmed";
+    const at = el("input", {type: "datetime-local", "aria-label": t("viewing.newtime"), "data-testid": "viewing-at"});
+    const move = el("button", {type: "button", class: "btn", "data-testid": "viewing-move", text: t("viewing.move"),
+      onclick: async () => {
+        if (!at.value) { at.focus(); return; }
+        move.disabled = true;
+        try {
+          const r = await api("POST", "/api/viewings/" + enc(v.id) + "/move", {starts_at: at.value});
+          if (r.outcome === "moved") loadThread();
+          else App.toast(t("viewing.notfree", {times: (r.alternatives || []).slice(0, 3)
+            .map((x) => new Date(x).toLocaleString(App.locale(), {weekday: "short", hour: "numeric", minute: "2-digit"})).join(", ")}));
+        } catch (err) { /* toast shown */ } finally { move.disabled = false; }
+      }});
     list.append(el("li", {class: "vitem", "data-testid": "viewing", "data-status": v.status},
       el("span", {class: "ref", text: v.reference}), " ", el("span", {text: when}), " ",
       el("span", {class: "st st-" + v.status, text: t("vstatus." + v.status)}),
       v.feedback ? el("q", {dir: "auto", text: v.feedback}) : null,
-      v.status === "booked" ? act("confirm") : null, live ? act("cancel") : null));
+      v.status === "booked" ? act("confirm") : null, live ? act("cancel") : null,
+      live ? at : null, live ? move : null));
   }
 }
 
