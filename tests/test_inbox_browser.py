@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from execution.list_viewing_slots import list_viewing_slots
 from tests.browser import (CHROMIUM, ServedApp, describe_axe, post_customer, run_axe, seed, serious, serve_axe,
                            set_language, simulator_resources)
 
@@ -556,11 +557,28 @@ def test_the_simulator_shows_each_message_once_when_the_server_is_slow(browser, 
 
 
 def test_a_viewing_the_customer_booked_shows_in_the_thread_and_the_agent_confirms_it(browser, app, resources):
+    """The booking itself is made here (the conversation flow is tests/test_viewing_conversation.py's):
+    the agent's side is what this test is about."""
+    from execution.book_viewing import book_viewing
+    from execution.identify_conversation import identify_conversation
+    from execution.lib import message_store, tenant_store
+    from execution.lib.providers import ProviderRegistry
+    from tests.conftest import SNAPSHOT
+
     served, demo = app
-    chat_id = "201000000555@c.us"
-    for text in ("tell me about NH-0001", "can I see it on Sunday?", "1"):
-        post_customer(served.base, demo, chat_id, text)
-        wait_for_reply(served.base, demo, chat_id, text)
+    with resources.db.transaction() as c:
+        channel = tenant_store.get_channel(c, channel_id=demo.channel_id)
+        convo = identify_conversation(c, channel=channel, chat_id="201000000555@c.us")
+        message_store.insert_message(c, organization_id=convo["organization_id"], conversation_id=convo["id"],
+                                     direction="inbound", author="customer", body="can I see NH-0001 on Sunday?",
+                                     provider_message_id="browser-viewing-1")
+    with resources.db.connection() as c, c.cursor() as cur:
+        cur.execute("SELECT id FROM properties WHERE agent_id = %s AND reference = 'NH-0001'", (convo["agent_id"],))
+        first = list_viewing_slots(c, snapshot=SNAPSHOT, agent_id=convo["agent_id"], listing=cur.fetchone(), limit=1)[0]
+    booked = book_viewing(resources.db, resources.redis, ProviderRegistry(secret_key=resources.settings.secret_key),
+                          snapshot=SNAPSHOT, conversation_id=convo["id"], reference="NH-0001", starts_at=first,
+                          booked_by="assistant", language="en", idempotency_key="browser-viewing")
+    assert booked.outcome == "booked"
     context = agent_context(browser, served.base)
     try:
         page = context.new_page()
@@ -595,7 +613,6 @@ def _a_free_time(resources) -> str:
     from datetime import timedelta
     from zoneinfo import ZoneInfo
 
-    from execution.list_viewing_slots import list_viewing_slots
     from tests.conftest import SNAPSHOT
 
     with resources.db.connection() as c, c.cursor() as cur:

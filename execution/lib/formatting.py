@@ -22,6 +22,9 @@ _AMENITY_AR = {"swimming pool": "حمام سباحة", "gym": "جيم", "private
                "underground parking": "جراج تحت الأرض", "clubhouse": "كلوب هاوس", "kids area": "منطقة أطفال",
                "school nearby": "مدرسة قريبة", "mosque": "مسجد", "smart home": "سمارت هوم", "roof terrace": "روف",
                "jogging track": "ممشى للجري", "commercial strip": "منطقة تجارية"}
+_CITY_AR = {"cairo": "القاهرة", "giza": "الجيزة", "alexandria": "الإسكندرية", "matrouh": "مطروح",
+            "north coast": "الساحل الشمالي", "red sea": "البحر الأحمر", "sharqia": "الشرقية", "qalyubia": "القليوبية",
+            "ismailia": "الإسماعيلية", "suez": "السويس"}
 _STATUS = {"en": {"reserved": "reserved", "sold": "sold"}, "ar": {"reserved": "محجوزة", "sold": "مباعة"}}
 
 
@@ -130,7 +133,7 @@ def location_pin(p: dict, *, lang: str) -> dict | None:
         "latitude": float(p["latitude"]),
         "longitude": float(p["longitude"]),
         "name": f"{p.get('project_name') or p['reference']} ({p['reference']})",
-        "address": ("، " if lang == "ar" else ", ").join(x for x in (place, p.get("city")) if x) or None,
+        "address": ("، " if lang == "ar" else ", ").join(x for x in (place, city_name(p, lang)) if x) or None,
     }
 
 
@@ -164,5 +167,11 @@ def when_text(moment, *, lang: str, timezone: str, arabic_digits: bool = True) -
 def address_text(p: dict, *, lang: str) -> str:
     """Where a listing is, from its own fields (project, district, city)."""
     place = (p.get("district_ar") or p.get("district")) if lang == "ar" else p.get("district")
-    parts = [x for x in (p.get("project_name"), place, p.get("city")) if x]
+    parts = [x for x in (p.get("project_name"), place, city_name(p, lang)) if x]
     return ("، " if lang == "ar" else ", ").join(parts) or p["reference"]
+
+
+def city_name(p: dict, lang: str) -> str | None:
+    """The listing's city, in Arabic for an Arabic reply when it is a known one."""
+    city = p.get("city")
+    return _CITY_AR.get(city.strip().lower(), city) if city and lang == "ar" else city

@@ -77,5 +77,5 @@ def test_location_pin():
     assert location_pin(LISTING, lang="en") == {
         "kind": "location", "latitude": 29.95515, "longitude": 31.26244, "name": "Amber Court (NH-0001)",
         "address": "Maadi, Cairo"}
-    assert location_pin(LISTING, lang="ar")["address"] == "المعادي، Cairo"
+    assert location_pin(LISTING, lang="ar")["address"] == "المعادي، القاهرة"
     assert location_pin({**LISTING, "latitude": None}, lang="en") is None
