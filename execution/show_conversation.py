@@ -9,7 +9,7 @@ usage: python -m execution.show_conversation --agent sara@nile-homes.example --c
 
 from __future__ import annotations
 
-from execution.lib import cli, formatting, inbox_store, property_store, viewing_store
+from execution.lib import cli, followup_store, formatting, inbox_store, property_store, tenant_store, viewing_store
 from execution.lib.db import Database
 from execution.lib.errors import NotFound
 from execution.list_conversations import viewer_for
@@ -30,6 +30,7 @@ def show_conversation(db: Database, *, viewer: dict, conversation_id: int, limit
         listings = [p for ref in refs if (p := property_store.get_property(conn, agent_id=c["agent_id"], reference=ref))]
         escalations = inbox_store.escalations(conn, conversation_id=c["id"])
         viewings = viewing_store.viewings_for_conversation(conn, agent_id=c["agent_id"], conversation_id=c["id"])
+        tasks = followup_store.agent_tasks(conn, conversation_id=c["id"])
     return {
         "conversation": {k: c[k] for k in ("id", "title", "phone", "mode", "mode_version", "mode_reason", "unread",
                                            "needs_attention", "lead", "preferences")},
@@ -44,7 +45,19 @@ def show_conversation(db: Database, *, viewer: dict, conversation_id: int, limit
         "escalations": escalations,
         "viewings": [{"id": v["id"], "reference": v["reference"], "starts_at": v["starts_at"].isoformat(),
                       "status": v["status"], "feedback": v["feedback"]} for v in viewings],
+        "tasks": [{"id": t["id"], "kind": t["kind"], "created_at": t["created_at"].isoformat()} for t in tasks],
     }
+
+
+def finish_task(db: Database, *, viewer: dict, conversation_id: int, task_id: int) -> dict:
+    """The agent did what a reply promised (or looked at a flag): off the conversation's to-do list."""
+    with db.transaction() as conn:
+        c = visible(conn, viewer, conversation_id)
+        if not followup_store.finish_agent_task(conn, conversation_id=c["id"], task_id=task_id):
+            raise NotFound(f"no open task {task_id} in this conversation")
+        tenant_store.insert_audit(conn, organization_id=c["organization_id"], actor=f"inbox:{viewer['agent_id']}",
+                                  action="finish_task", entity="followup", entity_id=task_id)
+    return {"done": task_id}
 
 
 def mark_read(db: Database, *, viewer: dict, conversation_id: int) -> dict:

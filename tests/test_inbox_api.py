@@ -64,6 +64,10 @@ def world(resources):
                         "FROM properties p WHERE p.agent_id = %s ORDER BY p.id LIMIT 1 RETURNING id",
                         (b["conversation"]["id"], b["agent"]["id"]))
             b["viewing_id"] = cur.fetchone()["id"]
+            cur.execute("INSERT INTO followups (organization_id, conversation_id, kind, due_at, owner, idempotency_key) "
+                        "VALUES (%s, %s, 'answer_question', now(), 'agent', 'b-task') RETURNING id",
+                        (b["org"]["id"], b["conversation"]["id"]))
+            b["task_id"] = cur.fetchone()["id"]
     return a, b
 
 
@@ -151,7 +155,7 @@ def test_agent_a_gets_404_and_nothing_of_agent_b_on_every_route(app, world):
     a, b = world
     client, _ = _login(app, "sara@acme.example")
     ids = {"conversation_id": b["conversation"]["id"], "message_id": b["draft"], "reference": "DR-0002",
-           "viewing_id": b["viewing_id"], "token": "b" * 43}
+           "viewing_id": b["viewing_id"], "token": "b" * 43, "task_id": b["task_id"]}
     # What would be B's data (the reference itself is A's own input, echoed in "no listing DR-0002").
     secrets = [B_SECRET_TEXT, "b secret reason", "Omar", "9550000", "9,550,000", "201000000002", "draft of Omar"]
     walked = 0
@@ -312,3 +316,18 @@ def test_the_pages_ship_under_100_kb_of_js_and_css():
     static = ROOT / "templates" / "static"
     total = sum(p.stat().st_size for p in static.iterdir() if p.suffix in (".js", ".css"))
     assert 50_000 < total < 100_000, total
+
+
+def test_a_promise_to_the_customer_is_on_the_agents_to_do_list_until_done(app, world, resources):
+    a, _ = world
+    with resources.db.transaction() as conn:
+        from execution.lib import followup_store
+        task = followup_store.insert_agent_task(conn, organization_id=a["org"]["id"],
+                                                conversation_id=a["conversation"]["id"], message_id=1,
+                                                kind="confirm_payment_plan")
+    client, _ = _login(app, "sara@acme.example")
+    cid = a["conversation"]["id"]
+    assert client.get(f"/api/conversations/{cid}").json()["tasks"][0]["kind"] == "confirm_payment_plan"
+    assert client.post(f"/api/conversations/{cid}/tasks/{task}/done").status_code == 200
+    assert client.get(f"/api/conversations/{cid}").json()["tasks"] == []
+    assert client.post(f"/api/conversations/{cid}/tasks/{task}/done").status_code == 404

@@ -561,7 +561,7 @@ def test_a_viewing_the_customer_booked_shows_in_the_thread_and_the_agent_confirm
     the agent's side is what this test is about."""
     from execution.book_viewing import book_viewing
     from execution.identify_conversation import identify_conversation
-    from execution.lib import message_store, tenant_store
+    from execution.lib import followup_store, message_store, tenant_store
     from execution.lib.providers import ProviderRegistry
     from tests.conftest import SNAPSHOT
 
@@ -579,6 +579,12 @@ def test_a_viewing_the_customer_booked_shows_in_the_thread_and_the_agent_confirm
                           snapshot=SNAPSHOT, conversation_id=convo["id"], reference="NH-0001", starts_at=first,
                           booked_by="assistant", language="en", idempotency_key="browser-viewing")
     assert booked.outcome == "booked"
+    with resources.db.transaction() as c:              # and a reply promised the agent would confirm the plan
+        message_store.insert_message(c, organization_id=convo["organization_id"], conversation_id=convo["id"],
+                                     direction="inbound", author="customer", body="and the payment plan?",
+                                     provider_message_id="browser-viewing-2")
+        followup_store.insert_agent_task(c, organization_id=convo["organization_id"], conversation_id=convo["id"],
+                                         message_id=1, kind="confirm_payment_plan")
     context = agent_context(browser, served.base)
     try:
         page = context.new_page()
@@ -590,8 +596,14 @@ def test_a_viewing_the_customer_booked_shows_in_the_thread_and_the_agent_confirm
         item = page.get_by_test_id("viewing")
         expect(item).to_have_attribute("data-status", "booked")
         expect(item).to_contain_text("NH-0001")
+        tasks = page.get_by_test_id("task-cards")
+        expect(tasks).to_be_visible()
+        tasks.locator("summary").tap()
+        expect(page.get_by_test_id("task")).to_contain_text("confirm payment plan")
         findings: dict = {}
         run_axe(page, "viewings", findings)
+        page.get_by_test_id("task-done").tap()
+        expect(tasks).to_be_hidden()
         assert not serious(findings, KNOWN_AXE), serious(findings, KNOWN_AXE)
         page.get_by_test_id("viewing-confirm").tap()
         expect(page.get_by_test_id("viewing")).to_have_attribute("data-status", "confirmed")

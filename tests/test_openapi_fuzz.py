@@ -165,7 +165,8 @@ INBOX_API = {"/api/auth/login", "/api/auth/logout", "/api/auth/logout-everywhere
              "/api/conversations/{conversation_id}/escalations/resolve", "/api/events", "/api/listings",
              "/api/listings/{reference}", "/api/listings/import", "/api/viewings",
              "/api/conversations/{conversation_id}/viewings", "/api/viewings/{viewing_id}/confirm",
-             "/api/viewings/{viewing_id}/move", "/api/viewings/{viewing_id}/cancel", "/api/calendar/link"}
+             "/api/viewings/{viewing_id}/move", "/api/viewings/{viewing_id}/cancel", "/api/calendar/link",
+             "/api/conversations/{conversation_id}/tasks/{task_id}/done"}
 
 
 def inbox_documented(paths: dict, csrf: str) -> dict:

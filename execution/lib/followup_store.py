@@ -73,3 +73,18 @@ def customer_texts_since(conn: Connection, *, conversation_id: int, after_id: in
         cur.execute("SELECT body FROM messages WHERE conversation_id = %s AND author = 'customer' AND body IS NOT NULL "
                     "ORDER BY id DESC LIMIT 30", (conversation_id,))
         return since, [r["body"] for r in cur.fetchall()]
+
+
+def agent_tasks(conn: Connection, *, conversation_id: int) -> list[dict]:
+    """What replies promised the agent would do here (and flags), still to do."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, kind, created_at FROM followups WHERE conversation_id = %s AND owner = 'agent' "
+                    "AND status = 'pending' ORDER BY id", (conversation_id,))
+        return cur.fetchall()
+
+
+def finish_agent_task(conn: Connection, *, conversation_id: int, task_id: int) -> bool:
+    with conn.cursor() as cur:
+        cur.execute("UPDATE followups SET status = 'done', updated_at = now() WHERE id = %s AND conversation_id = %s "
+                    "AND owner = 'agent' AND status = 'pending'", (task_id, conversation_id))
+        return cur.rowcount == 1

@@ -13,7 +13,7 @@ from execution.reply_as_agent import reply_as_agent, send_again
 from execution.resolve_escalation import resolve_escalation
 from execution.set_mode_ai import set_mode_ai
 from execution.set_mode_human import set_mode_human
-from execution.show_conversation import mark_read, show_conversation, visible
+from execution.show_conversation import finish_task, mark_read, show_conversation, visible
 from execution.web.deps import CsrfAgent, CurrentAgent, ResourcesDep, SnapshotDep, plain
 
 router = APIRouter(prefix="/api/conversations", tags=["conversations"])
@@ -89,3 +89,8 @@ def resolve(conversation_id: int, res: ResourcesDep, agent: CsrfAgent) -> dict:
 @router.post("/{conversation_id}/read")
 def read(conversation_id: int, res: ResourcesDep, agent: CsrfAgent) -> dict:
     return mark_read(res.db, viewer=agent, conversation_id=conversation_id)
+
+
+@router.post("/{conversation_id}/tasks/{task_id}/done")
+def task_done(conversation_id: int, task_id: int, res: ResourcesDep, agent: CsrfAgent) -> dict:
+    return finish_task(res.db, viewer=agent, conversation_id=conversation_id, task_id=task_id)

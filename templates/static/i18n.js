@@ -139,6 +139,8 @@ const S = {
   "viewings.title": ["Viewings", "المعاينات"],
   "viewing.confirm": ["Confirm", "تأكيد"],
   "viewing.cancel": ["Cancel", "إلغاء"],
+  "task.title": ["To do", "مطلوب منك"],
+  "task.done": ["Done", "تم"],
   "viewing.move": ["Move", "نقل"],
   "viewing.newtime": ["New time", "الميعاد الجديد"],
   "viewing.notfree": ["Not a free time. Free: {times}", "الميعاد ده مش متاح. المتاح: {times}"],

@@ -22,7 +22,6 @@ let es = null, esRetry = 1000, esHadError = false, hiddenAt = 0;
 const sig = (o) => App.lang + (App.arabicDigits ? "1" : "0") + JSON.stringify(o);
 const same = (a, b) => a !== null && a !== undefined && b !== null && b !== undefined && String(a) === String(b);
 
-// ---- small formatters
 const MEDIA_ICON = {image: "📷", video: "🎥", audio: "🎤", document: "📄", file: "📎", sticker: "🏷️", location: "📍", contact: "👤", reaction: "💬", call: "📞"};
 const S_HAS = App.has;
 const mediaLabel = (type) => (S_HAS("media." + type) ? t("media." + type) : type);
@@ -56,7 +55,6 @@ function range(min, max, cur) {
   return "";
 }
 
-// ---- the list
 function listParams(before) {
   const p = new URLSearchParams({filter: state.filter, limit: String(PAGE)});
   if (state.q) p.set("q", state.q);
@@ -208,7 +206,6 @@ function tickTimes() {
 
 function findItem(id) { return state.items.find((c) => same(c.id, id)); }
 
-// ---- routing
 function route() {
   const m = /^#\/c\/([^/?#]+)$/.exec(location.hash);
   const id = m ? decodeURIComponent(m[1]) : null;
@@ -221,7 +218,6 @@ function goBack() {
   else location.hash = "";
 }
 
-// ---- the thread
 function saveDraft() {
   if (state.openId === null) return;
   const d = state.drafts.get(state.openId) || {};
@@ -314,6 +310,7 @@ function renderThread(data, first) {
   renderLead(c);
   renderListings(data.listings || []);
   renderViewings(data.viewings || []);
+  renderTasks(data.tasks || [], c.id);
   renderMessages(data.messages || [], follow);
   // Keep the list in step with what the thread says.
   const item = findItem(c.id);
@@ -446,7 +443,19 @@ function renderViewings(vs) {
   }
 }
 
-// ---- messages
+function renderTasks(ts, id) {
+  const list = $("tlist");
+  $("task-cards").hidden = !ts.length;
+  $("task-count").textContent = App.num(ts.length);
+  list.textContent = "";
+  for (const k of ts) list.append(el("li", {class: "vitem", "data-testid": "task"}, el("span", {text: pretty(k.kind)}),
+    el("button", {type: "button", class: "btn", "data-testid": "task-done", text: t("task.done"), onclick: async (e) => {
+      e.target.disabled = true;
+      try { await api("POST", "/api/conversations/" + enc(id) + "/tasks/" + enc(k.id) + "/done", {}); loadThread(); }
+      catch (err) { e.target.disabled = false; }
+    }})));
+}
+
 function renderMessages(msgs, first) {
   const box = $("messages"), sc = $("messages-scroll");
   const atBottom = first || sc.scrollHeight - sc.scrollTop - sc.clientHeight < 80;
@@ -626,7 +635,6 @@ function reportOutcome(r) {
   else App.toast(t("outcome.other", {outcome: pretty(o)}));
 }
 
-// ---- mode
 async function changeMode(target, brief) {
   const id = state.openId, before = state.mode;
   if (id === null || state.modeBusy) return;
@@ -651,7 +659,6 @@ async function changeMode(target, brief) {
   }
 }
 
-// ---- the reply box
 function autosize() {
   const i = $("reply-input");
   i.style.height = "auto";
@@ -701,7 +708,6 @@ async function send() {
   refreshListSoon();
 }
 
-// ---- live updates
 const refreshListSoon = App.debounce(() => loadList({quiet: true}), 250);
 const refreshThreadSoon = App.debounce(() => loadThread(), 250);
 
@@ -744,7 +750,6 @@ function connectEvents() {
   for (const type of ["message", "delivery", "mode", "escalation"]) es.addEventListener(type, onEvent);
 }
 
-// ---- wiring
 function wire() {
   window.addEventListener("hashchange", route);
   window.addEventListener("popstate", route);
