@@ -249,3 +249,31 @@ def test_a_question_after_the_feedback_question_is_answered_not_stored(resources
     assert chat.viewings()[0]["feedback"] is None
     # The question was answered by something else first: a later message is not taken as feedback either.
     assert not chat.say("I liked the kitchen").startswith("Thank you")
+
+
+@pytest.mark.parametrize("request_text, pick, moved_to, cancel, booked_prefix", [
+    ("عايز اعاين NH-0001 يوم الحد بالليل", "٢", "ممكن نخليها يوم الاتنين؟", "معلش الغي المعاينة", "تم الحجز"),
+    ("momken a3ayen NH-0001 bokra ba3d el dohr", "1", "3ayez a8ayar el ma3ad le yom el etnein", "el8i el mo3aina law sama7t",
+     "Tamam, el mo3aina"),
+])
+def test_with_a_model_configured_the_viewing_flow_books_moves_and_cancels(resources, shop, fake_green_api, request_text,
+                                                                         pick, moved_to, cancel, booked_prefix):
+    from execution.lib.llm import ClaudeBackend
+    from tests.fakes import anthropic_server as A
+
+    server = A.FakeAnthropic(api_key="k").start()
+    try:
+        server.responder = lambda body: A.text("(the model would have answered here)")
+        model = ClaudeBackend(api_key="k", model="claude-sonnet-5-5", base_url=server.url, timeout_s=5, max_retries=0)
+        chat = Chat(resources, shop, fake_green_api, f"2011000{abs(hash(request_text)) % 100000:05d}", model=model)
+        assert "NH-0001" in chat.say(request_text)
+        assert chat.say(pick).startswith(booked_prefix)
+        offer = chat.say(moved_to)
+        assert "1" in offer or "١" in offer, offer
+        chat.say("1" if pick == "1" else "١")
+        assert [v["status"] for v in chat.viewings()] == ["moved", "booked"]
+        chat.say(cancel)
+        assert [v["status"] for v in chat.viewings()] == ["moved", "cancelled"]
+        assert server.requests == []        # every turn was the viewing flow's: the model was never asked
+    finally:
+        server.stop()
