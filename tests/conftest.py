@@ -136,6 +136,9 @@ def make_database(servers):
         servers.drop_database(name)
 
 
+_CLAIMS: dict[int, str] = {}      # index -> this process's claim token
+
+
 def _claim_is_stale(value: str | None) -> bool:
     """A claim written by a test process of this machine that no longer runs (killed mid-run)."""
     import psutil
@@ -169,6 +172,7 @@ def redis_db_index(servers):
     for index in random.sample(range(1, 16), 15):
         client = servers.redis(index)
         if client.set(REDIS_CLAIM_KEY, token, nx=True, ex=2 * 3600) or _take_over_stale(client, token):
+            _CLAIMS[index] = token
             yield index
             if client.get(REDIS_CLAIM_KEY) == token:
                 client.flushdb()
@@ -181,9 +185,9 @@ def redis_db_index(servers):
 @pytest.fixture
 def redis_client(servers, redis_db_index):
     client = servers.redis(redis_db_index)
-    token = client.get(REDIS_CLAIM_KEY)
     client.flushdb()
-    client.set(REDIS_CLAIM_KEY, token or "pytest", ex=2 * 3600)
+    # Our own claim again (a test that flushed the index removed it): the run's end finds and frees it.
+    client.set(REDIS_CLAIM_KEY, _CLAIMS[redis_db_index], ex=2 * 3600)
     yield client
     client.close()
 
