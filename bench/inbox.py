@@ -70,6 +70,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg2
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -658,7 +660,7 @@ class Observer:
     def close(self) -> None:
         try:
             self.conn.close()
-        except Exception:
+        except psycopg2.Error:
             pass
 
 

@@ -150,9 +150,8 @@ def _send_reply(db, redis, providers, snapshot, conversation, version: int, last
                                              kind=reply.flag, key=f"flag:{conversation['id']}:{outage}")
     viewing = (reply.generation or {}).get("viewing")
     if viewing and viewing.get("alert"):        # booked by a model's tool: the agent hears of it now
-        with db.connection() as conn, conn.cursor() as cur:
-            cur.execute("SELECT agent_id FROM viewings WHERE id = %s", (viewing["id"],))
-            found = viewing_store.get_viewing(conn, agent_id=cur.fetchone()["agent_id"], viewing_id=viewing["id"])
+        with db.connection() as conn:
+            found = viewing_store.get_viewing(conn, agent_id=conversation["agent_id"], viewing_id=viewing["id"])
         sends.append(notify_agent(db, redis, providers, snapshot=snapshot, viewing=found, status=viewing["status"],
                                   key=f"viewing:{viewing['id']}:alert:{viewing['status']}"))
     if first.outcome in (SendOutcome.SENT, SendOutcome.QUEUED):   # pins, photos go after the text

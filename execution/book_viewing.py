@@ -23,7 +23,7 @@ from execution.lib.db import Connection, Database
 from execution.lib.directives import Snapshot, load_directives
 from execution.lib.errors import NotFound
 from execution.lib.providers import ProviderRegistry
-from execution.list_viewing_slots import bookable_listing, list_viewing_slots, listing_windows
+from execution.list_viewing_slots import bookable_listing, list_viewing_slots
 from execution.viewing_messages import notify_customer, notify_agent, parse_local
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def insert_booking(conn: Connection, *, snapshot: Snapshot, conversation: dict, 
     rules = availability.rules_for(snapshot["viewing_rules"], agent)
     _, blocked = viewing_store.busy(conn, agent_id=agent["id"], start=starts_at, end=starts_at + rules.slot)
     why = availability.is_bookable(rules, starts_at, now=now, blocked=blocked,
-                                   listing_windows=listing_windows(conn, property_id=listing["id"]))
+                                   listing_windows=viewing_store.listing_windows(conn, property_id=listing["id"]))
 
     def others(outcome: str, reason: str | None = None) -> BookingReport:
         free = list_viewing_slots(conn, snapshot=snapshot, agent_id=agent["id"], listing=listing, now=now,

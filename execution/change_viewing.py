@@ -134,10 +134,8 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
     args = p.parse_args(argv)
 
     def work(res):
-        with res.db.connection() as conn, conn.cursor() as cur:
-            cur.execute("SELECT v.agent_id, a.timezone FROM viewings v JOIN agents a ON a.id = v.agent_id "
-                        "WHERE v.id = %s", (args.viewing,))
-            row = cur.fetchone()
+        with res.db.connection() as conn:
+            row = viewing_store.owner(conn, viewing_id=args.viewing)
         if row is None:
             raise NotFound(f"no viewing {args.viewing}")
         providers = ProviderRegistry(secret_key=res.settings.secret_key)

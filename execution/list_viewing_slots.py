@@ -29,13 +29,6 @@ def bookable_listing(conn: Connection, *, agent_id: int, reference: str) -> dict
     return listing
 
 
-def listing_windows(conn: Connection, *, property_id: int) -> dict | None:
-    with conn.cursor() as cur:
-        cur.execute("SELECT viewing_windows FROM properties WHERE id = %s", (property_id,))
-        row = cur.fetchone()
-    return row["viewing_windows"] if row else None
-
-
 def list_viewing_slots(conn: Connection, *, snapshot: Snapshot, agent_id: int, listing: dict,
                        now: datetime | None = None, start: datetime | None = None, end: datetime | None = None,
                        limit: int | None = None, except_viewing: int | None = None) -> list[datetime]:
@@ -50,7 +43,7 @@ def list_viewing_slots(conn: Connection, *, snapshot: Snapshot, agent_id: int, l
     booked, blocked = viewing_store.busy(conn, agent_id=agent_id, start=lo - timedelta(hours=6), end=hi,
                                          except_viewing=except_viewing)
     return availability.free_slots(rules, now=now, start=start, end=end, booked=booked, blocked=blocked,
-                                   listing_windows=listing_windows(conn, property_id=listing["id"]),
+                                   listing_windows=viewing_store.listing_windows(conn, property_id=listing["id"]),
                                    limit=limit or directive["slots_offered"])
 
 

@@ -96,9 +96,8 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
     args = p.parse_args(argv)
 
     def work(res):
-        with res.db.connection() as conn, conn.cursor() as cur:
-            cur.execute("SELECT agent_id FROM viewings WHERE id = %s", (args.viewing,))
-            row = cur.fetchone()
+        with res.db.connection() as conn:
+            row = viewing_store.owner(conn, viewing_id=args.viewing)
             viewing = row and viewing_store.get_viewing(conn, agent_id=row["agent_id"], viewing_id=args.viewing)
         if viewing is None:
             raise NotFound(f"no viewing {args.viewing}")

@@ -29,7 +29,7 @@ from execution.lib.directives import Snapshot, load_directives, localized
 from execution.lib.errors import BadRequest, NotFound
 from execution.lib.providers import ProviderRegistry
 from execution.lib.replies import Reply
-from execution.lib.viewing_intent import CANCEL, MOVE, NOT_CANCEL, NOT_FEEDBACK, QUESTION, VIEW, choice, wants_viewing  # noqa: F401
+from execution.lib.viewing_intent import CANCEL, MOVE, NOT_CANCEL, NOT_FEEDBACK, QUESTION, VIEW, choice, wants_viewing
 from execution.lib.when import read_when
 from execution.list_viewing_slots import bookable_listing, list_viewing_slots, numbered
 from execution.viewing_messages import arabic_digits, viewing_text

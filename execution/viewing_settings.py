@@ -18,8 +18,6 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from psycopg2.extras import Json
-
 from execution.lib import cli, tenant_store, viewing_store
 from execution.lib.directive_schemas import working_week
 from execution.lib.errors import BadRequest, NotFound
@@ -45,14 +43,10 @@ def set_windows(conn, *, agent: dict, reference: str, windows: str) -> dict:
         problems = working_week(value, "windows")
         if problems:
             raise BadRequest("; ".join(f"{w}: {why}" for w, why in problems))
-    with conn.cursor() as cur:
-        cur.execute("UPDATE properties SET viewing_windows = %s, updated_at = now() "
-                    "WHERE agent_id = %s AND upper(reference) = upper(%s) RETURNING reference",
-                    (Json(value) if value is not None else None, agent["id"], reference))
-        row = cur.fetchone()
-    if row is None:
+    found = viewing_store.set_listing_windows(conn, agent_id=agent["id"], reference=reference, windows=value)
+    if found is None:
         raise NotFound(f"no listing {reference!r} for {agent['email']}")
-    return {"reference": row["reference"], "viewing_windows": value}
+    return {"reference": found, "viewing_windows": value}
 
 
 def _json(text: str):

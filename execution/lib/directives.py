@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
+from execution.lib.config import env_value
 from execution.lib.directive_checks import Check
 from execution.lib.directive_schemas import SCHEMAS
 from execution.lib.errors import AppError
@@ -31,8 +32,6 @@ log = logging.getLogger(__name__)
 
 def directives_root() -> Path:
     """The folder in force: DIRECTIVES_DIR when set (SOPs kept outside the checkout), else ./directives."""
-    from execution.lib.config import env_value
-
     configured = env_value("DIRECTIVES_DIR")
     return Path(configured) if configured else DIRECTIVES_ROOT
 

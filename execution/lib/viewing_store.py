@@ -222,3 +222,28 @@ def zone(agent: dict):
     from zoneinfo import ZoneInfo
 
     return ZoneInfo(agent.get("timezone") or "Africa/Cairo")
+
+
+def owner(conn: Connection, *, viewing_id: int) -> dict | None:
+    """Whose viewing this is (agent and time zone), for commands given only its id."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT v.agent_id, a.timezone FROM viewings v JOIN agents a ON a.id = v.agent_id "
+                    "WHERE v.id = %s", (viewing_id,))
+        return cur.fetchone()
+
+
+def listing_windows(conn: Connection, *, property_id: int) -> dict | None:
+    with conn.cursor() as cur:
+        cur.execute("SELECT viewing_windows FROM properties WHERE id = %s", (property_id,))
+        row = cur.fetchone()
+    return row["viewing_windows"] if row else None
+
+
+def set_listing_windows(conn: Connection, *, agent_id: int, reference: str, windows: dict | None) -> str | None:
+    """The listing's viewing windows (None: any working hour); its reference, or None when not the agent's."""
+    with conn.cursor() as cur:
+        cur.execute("UPDATE properties SET viewing_windows = %s, updated_at = now() "
+                    "WHERE agent_id = %s AND upper(reference) = upper(%s) RETURNING reference",
+                    (Json(windows) if windows is not None else None, agent_id, reference))
+        row = cur.fetchone()
+    return row["reference"] if row else None
