@@ -14,8 +14,11 @@ Customer n writes one first message on channel n % M, a realistic request (Engli
 rotating over MESSAGES; none that the escalation rules hand to the agent, checked before the run),
 the N webhooks spread evenly over --spread seconds (5 s: 100/s, the pacing limit of 100 numbers).
 
-Printed: the command line; replies/s (first webhook → last first reply); webhook → first send
-p50 / p95 / max; the targets p95 ≤ 2 × model latency + burst window + 1 s and replies/s ≥ 50 (a miss
+Printed: the command line; sustained replies/s (the middle 95 % of the first replies over the time
+they took to go out: the rate the app keeps up, the offered load when it keeps up) and, beside it,
+first webhook → last reply (which also counts the first reply's unavoidable 2 × model latency + burst
+window); webhook → first send p50 / p95 / max; the targets p95 ≤ 2 × model latency + burst window +
+1 s and sustained replies/s ≥ 50 (a miss
 is printed, it does not fail the run); the share of first replies written by the model with the
 guard passed (messages.generation: backend 'claude', guard 'passed'), with the other outcomes and
 examples when there are any; the model calls the fake received (2 per customer expected); where the
@@ -489,6 +492,22 @@ def backend_cpu(dsn: str, *, besides: int | None = None) -> dict[int, float]:
     return {pid: cpu for pid in pids if pid != besides and (cpu := cpu_seconds(pid)) is not None}
 
 
+def sustained_rps(send_times: list[float], middle: float = 0.95) -> float:
+    """Replies per second while replies were going out: the middle `middle` of the send times over their span.
+
+    The first replies cannot leave before the model has been called twice and the burst window has
+    closed, so counting from the first webhook measures that latency again, not the rate; the edges
+    are dropped so that one early or late reply does not set the span.
+    """
+    times = sorted(send_times)
+    if len(times) < 3:
+        return 0.0
+    cut = int(len(times) * (1 - middle) / 2)
+    kept = times[cut:len(times) - cut]
+    span = kept[-1] - kept[0]
+    return (len(kept) - 1) / span if span > 0 else 0.0
+
+
 def profile_report(paths: dict[str, Path], top: int = 12) -> str:
     """Where each pool's threads were, by share of samples: the project's own frame, then the innermost one."""
     out = []
@@ -836,7 +855,8 @@ def main() -> int:
     min_gap_ms = min(gaps) if gaps else None
     violations = [g for g in gaps if g < interval_ms - args.gap_tolerance_ms]
     run_s = (max(first_send.values()) - t_first) if first_send else None
-    rps = len(first_send) / run_s if run_s else 0.0
+    end_to_end_rps = len(first_send) / run_s if run_s else 0.0
+    rps = sustained_rps(list(first_send.values()))
     p95 = pct(latencies, 0.95) if latencies else None
 
     rows_db = res["replies"]
@@ -880,7 +900,10 @@ def main() -> int:
     table = [
         ("customers answered", f"{len(first_send)}/{args.chats}" + ("  (TIMED OUT)" if timed_out else "")),
         ("run (first webhook → last reply)", fmt_s(run_s)),
-        ("replies/s", f"{rps:.2f}  (pacing limit {limit_rps:g}: {rps / limit_rps:.1%})" if rps else "-"),
+        ("replies/s sustained (middle 95 % of replies)",
+         f"{rps:.2f}  (pacing limit {limit_rps:g}: {rps / limit_rps:.1%}; offered "
+         f"{args.chats / args.spread if args.spread else float('inf'):g}/s)" if rps else "-"),
+        ("replies/s end to end (first webhook → last reply)", f"{end_to_end_rps:.2f}" if end_to_end_rps else "-"),
         ("webhook → first send p50", fmt_s(statistics.median(latencies)) if latencies else "-"),
         ("webhook → first send p95", fmt_s(p95)),
         ("webhook → first send max", fmt_s(max(latencies)) if latencies else "-"),
@@ -942,7 +965,7 @@ def main() -> int:
 
     print(f"\np95 target ≤ 2 × model latency + burst window + 1 s = {target_p95:g} s: "
           + (f"{'PASS' if p95 <= target_p95 else 'FAIL'} (p95 {p95:.2f} s)" if p95 is not None else "FAIL (no reply)"))
-    print(f"replies/s target ≥ {TARGET_RPS:g}: {'PASS' if rps >= TARGET_RPS else 'FAIL'} ({rps:.2f})")
+    print(f"sustained replies/s target ≥ {TARGET_RPS:g}: {'PASS' if rps >= TARGET_RPS else 'FAIL'} ({rps:.2f})")
     if good < args.chats:
         print(f"\nfirst replies by outcome: {dict(outcomes_ai.most_common())}")
         shown = 0

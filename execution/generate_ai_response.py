@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from dataclasses import replace
 
 from execution.lib import cli, conversation_store, ops_store
@@ -31,6 +33,32 @@ from execution.offline_reply import agent_profile, offline_reply
 log = logging.getLogger(__name__)
 
 __all__ = ["Reply", "agent_profile", "generate_ai_response"]
+
+HEALTH_OK_EVERY_S = 5.0          # a healthy backend's success is written at most this often per process
+_health_lock = threading.Lock()
+_last_ok: dict[tuple[str, str], float] = {}     # (backend, model) → when this process last wrote a success
+
+
+def _note_ok(db: Database, model: ModelBackend) -> None:
+    """Record the backend's success for /health, at most every few seconds per process.
+
+    Every reply writing the one row of its backend made them queue on that row's lock under load. An
+    error in this process clears the note, so the first success after it is written at once.
+    """
+    key, now = (model.name, model.model), time.monotonic()
+    with _health_lock:
+        if now - _last_ok.get(key, float("-inf")) < HEALTH_OK_EVERY_S:
+            return
+        _last_ok[key] = now
+    with db.connection() as conn:
+        ops_store.model_ok(conn, backend=model.name, model=model.model)
+
+
+def _note_error(db: Database, model: ModelBackend, exc: ModelError) -> str:
+    with _health_lock:
+        _last_ok.pop((model.name, model.model), None)
+    with db.connection() as conn:
+        return ops_store.model_error(conn, backend=model.name, model=model.model, kind=exc.kind, error=str(exc))
 
 
 def generate_ai_response(db: Database, *, conversation: dict, messages: list[dict], snapshot: Snapshot,
@@ -51,13 +79,11 @@ def generate_ai_response(db: Database, *, conversation: dict, messages: list[dic
         # The status and error type only: the exception never carries the request or the customer's text.
         log.warning("model %s failed (%s: %s); the offline responder answers conversation %s",
                     model.name, exc.kind, exc, conversation["id"])
-        with db.connection() as conn:
-            outage = ops_store.model_error(conn, backend=model.name, model=model.model, kind=exc.kind, error=str(exc))
+        outage = _note_error(db, model, exc)
         reply = offline().with_generation(fallback_from=model.name, model=model.model,
                                           model_error=f"{exc.kind}: {exc}", outage=outage)
         return replace(reply, flag=f"model_{exc.kind}")
-    with db.connection() as conn:
-        ops_store.model_ok(conn, backend=model.name, model=model.model)
+    _note_ok(db, model)
     return reply
 
 

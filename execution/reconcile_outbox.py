@@ -157,7 +157,7 @@ class OutboxDispatcher(PollingLoop):
     """
 
     def __init__(self, db: Database, redis, providers: ProviderRegistry, *, directives, pool_size: int = 8,
-                 idle_s: float = 0.25, settle_every_s: float = 2.0) -> None:
+                 idle_s: float = 0.25, settle_every_s: float = 2.0, min_idle_s: float = 0.05) -> None:
         super().__init__("outbox-dispatcher", self._step, idle_s=idle_s, db=db)
         self.db, self.redis, self.providers, self.directives = db, redis, providers, directives
         self.pool_size, self.max_idle_s, self.settle_every_s = pool_size, idle_s, settle_every_s
@@ -165,6 +165,10 @@ class OutboxDispatcher(PollingLoop):
         self._in_flight: set[Future] = set()
         self._lock = threading.Lock()
         self._next_settle = 0.0
+        self._wake_on_finish = False
+        # Sends due within this of each other go out in one claim: a channel's slot is met this late
+        # at most, and many channels' slots do not make the loop poll the database at 100 Hz.
+        self.min_idle_s = min_idle_s
 
     def _step(self) -> bool:
         snapshot = self.directives.current()
@@ -181,11 +185,16 @@ class OutboxDispatcher(PollingLoop):
             with self._lock:
                 self._in_flight.add(future)
             future.add_done_callback(self._finished)
-        if not rows:       # sleep until the next queued send is due, or a little while
-            with self.db.connection() as conn:
-                due_in = message_store.next_due_in_s(conn)
-            self.idle_s = self.max_idle_s if due_in is None else max(0.01, min(self.max_idle_s, due_in))
-        return bool(rows)
+        if len(rows) == free:       # the pool is full: claim again as soon as a send finishes
+            self._wake_on_finish = True
+            return True
+        # Everything due now is claimed: sleep until the next queued send is due (a channel's pacing
+        # slot), or a little while. A finishing send does not wake the loop: what it leaves behind is
+        # queued with its own due time.
+        with self.db.connection() as conn:
+            due_in = message_store.next_due_in_s(conn)
+        self.idle_s = self.max_idle_s if due_in is None else max(self.min_idle_s, min(self.max_idle_s, due_in))
+        return False
 
     def _send(self, row: dict, snapshot: Snapshot) -> None:
         try:
@@ -196,7 +205,9 @@ class OutboxDispatcher(PollingLoop):
     def _finished(self, future: Future) -> None:
         with self._lock:
             self._in_flight.discard(future)
-        self.wake()
+            wake, self._wake_on_finish = self._wake_on_finish, False
+        if wake:
+            self.wake()
 
     def stop(self, timeout: float = 10.0) -> None:
         super().stop(timeout)

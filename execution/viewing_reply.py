@@ -72,7 +72,14 @@ def _viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, c
                                                 within_hours=rules["feedback_window_hours"], first_id=messages[0]["id"])
         active = viewing_store.viewings_for_conversation(conn, agent_id=conversation["agent_id"],
                                                          conversation_id=conversation["id"], active_only=True)
-        focus = _focus(conn, conversation, text)
+    focused: list = []
+
+    def focus() -> dict | None:
+        # The listing meant costs the conversation's state and the area names: read only when a step needs it.
+        if not focused:
+            with db.connection() as conn:
+                focused.append(_focus(conn, conversation, text))
+        return focused[0]
 
     def say(name: str, **kw) -> str:
         return localized(rules["messages"][name], lang, gender=agent.get("gender")).format(
@@ -146,8 +153,11 @@ def _viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, c
                            viewing_id=v["id"], actor="assistant", reason="the customer asked", tell_customer=False)
         return Reply(viewing_text(snapshot, v, {**timing, "gender": agent.get("gender")}, "cancelled", lang=lang),
                      lang, "viewing", references=(v["reference"],))
+    visit = VIEW.search(text)
+    if not active and not visit:
+        return None            # no viewing here to change and no request to visit: not the viewing flow's
     when = read_when(text, now=now.astimezone(viewing_store.zone(timing)))
-    if active and (MOVE.search(text) or (when.kind != "none" and not VIEW.search(text) and focus is None)):
+    if active and (MOVE.search(text) or (when.kind != "none" and not visit and focus() is None)):
         v = active[-1]
         with db.connection() as conn:
             listing = bookable_listing(conn, agent_id=conversation["agent_id"], reference=v["reference"])
@@ -155,15 +165,16 @@ def _viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, c
             return book(listing, when.start, "move", v["id"])
         return offer(listing, when.start, when.end, action="move", viewing_id=v["id"])
     # 4. A request to visit.
-    if not VIEW.search(text):
+    if not visit:
         return None
-    if focus is None:
+    listing = focus()
+    if listing is None:
         return Reply(say("which_listing"), lang, "viewing")
     if when.kind == "exact" and not when.ambiguous:
-        return book(focus, when.start)
+        return book(listing, when.start)
     if when.kind in ("day", "part", "range", "exact", "time"):
-        return offer(focus, when.start, when.end)
-    return offer(focus)
+        return offer(listing, when.start, when.end)
+    return offer(listing)
 
 
 def main(argv: list[str] | None = None, *, resources=None) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 from execution.lib import cli, ops_store
 from execution.lib.db import Database
@@ -42,10 +43,11 @@ def _applier(snapshot: Snapshot):
 
 
 def run_once(db: Database, *, snapshot: Snapshot, batch: int = 20, lease_s: float = 60.0,
-             max_attempts: int = MAX_ATTEMPTS, on_processed: OnProcessed | None = None) -> BatchReport:
-    """Claim up to `batch` due events and apply them in id order under `snapshot`."""
+             max_attempts: int = MAX_ATTEMPTS, on_processed: OnProcessed | None = None,
+             pool: Executor | None = None) -> BatchReport:
+    """Claim up to `batch` due events and apply them in id order under `snapshot` (by chat on `pool`)."""
     return _run_once(db, apply=_applier(snapshot), batch=batch, lease_s=lease_s, max_attempts=max_attempts,
-                     on_processed=on_processed)
+                     on_processed=on_processed, pool=pool)
 
 
 def drain(db: Database, *, snapshot: Snapshot, **kw) -> BatchReport:
@@ -54,17 +56,28 @@ def drain(db: Database, *, snapshot: Snapshot, **kw) -> BatchReport:
 
 
 class Worker(PollingLoop):
-    """The event loop; `wake()` starts a batch at once, otherwise it polls every `idle_s`."""
+    """The event loop; `wake()` starts a batch at once, otherwise it polls every `idle_s`.
+
+    A batch's chats are applied on `appliers` threads at once (each chat's events in order), so a
+    burst of customers is not applied one transaction after another.
+    """
 
     def __init__(self, db: Database, *, directives: DirectiveStore, batch: int = 20, lease_s: float = 60.0,
-                 idle_s: float = 0.25, on_processed: OnProcessed | None = None) -> None:
+                 idle_s: float = 0.25, on_processed: OnProcessed | None = None, appliers: int = 4) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=appliers, thread_name_prefix="apply") if appliers > 1 else None
+
         def step() -> bool:
             return run_once(db, snapshot=directives.current(), batch=batch, lease_s=lease_s,
-                            on_processed=on_processed).claimed > 0
+                            on_processed=on_processed, pool=self._pool).claimed > 0
 
         super().__init__("webhook-worker", step, idle_s=idle_s, db=db)
         self.db = db
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        super().stop(timeout)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=False)
 
 
 def main(argv: list[str] | None = None, *, resources=None) -> int:

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 _IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
 _INTRANS = psycopg2.extensions.TRANSACTION_STATUS_INTRANS
 _savepoint_ids = itertools.count(1)
+_PLAIN = psycopg2.extensions.cursor     # BEGIN / COMMIT / savepoints return no rows: no dict cursor needed
 
 Connection = psycopg2.extensions.connection
 
@@ -147,7 +148,7 @@ class Database:
         broken = bool(conn.closed)
         if not broken and conn.info.transaction_status != _IDLE:
             try:
-                with conn.cursor() as cur:
+                with conn.cursor(cursor_factory=_PLAIN) as cur:
                     cur.execute("ROLLBACK")
             except psycopg2.Error:
                 broken = True
@@ -182,25 +183,25 @@ def transaction(conn: Connection) -> Iterator[Connection]:
     """Outermost block commits or rolls back; a nested block is a savepoint."""
     status = conn.info.transaction_status
     if status == _IDLE:
-        with conn.cursor() as cur:
+        with conn.cursor(cursor_factory=_PLAIN) as cur:
             cur.execute("BEGIN")
         try:
             yield conn
         except BaseException:
             _quiet(conn, "ROLLBACK")
             raise
-        with conn.cursor() as cur:
+        with conn.cursor(cursor_factory=_PLAIN) as cur:
             cur.execute("COMMIT")
     elif status == _INTRANS:
         name = f"sp_{next(_savepoint_ids)}"
-        with conn.cursor() as cur:
+        with conn.cursor(cursor_factory=_PLAIN) as cur:
             cur.execute(f"SAVEPOINT {name}")
         try:
             yield conn
         except BaseException:
             _quiet(conn, f"ROLLBACK TO SAVEPOINT {name}")
             raise
-        with conn.cursor() as cur:
+        with conn.cursor(cursor_factory=_PLAIN) as cur:
             cur.execute(f"RELEASE SAVEPOINT {name}")
     else:
         raise psycopg2.InterfaceError("connection is in a failed transaction; roll it back first")
@@ -210,7 +211,7 @@ def _quiet(conn: Connection, statement: str) -> None:
     if conn.closed:
         return
     try:
-        with conn.cursor() as cur:
+        with conn.cursor(cursor_factory=_PLAIN) as cur:
             cur.execute(statement)
     except psycopg2.Error:
         log.warning("could not %s on a failing connection", statement.split()[0].lower())

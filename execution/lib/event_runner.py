@@ -7,6 +7,7 @@ The claim, retry and failure rules every event consumer shares; what "apply" mea
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -81,6 +82,22 @@ def handle_claimed(db: Database, event: dict, *, apply: Apply, max_attempts: int
     return result
 
 
+def _apply_in_order(db: Database, events: list[dict], *, apply: Apply, max_attempts: int,
+                    on_processed: OnProcessed | None) -> BatchReport:
+    report = BatchReport(claimed=len(events))
+    for event in events:
+        result = handle_claimed(db, event, apply=apply, max_attempts=max_attempts, report=report)
+        if result is not None and on_processed is not None:
+            on_processed(result)
+    return report
+
+
+def _merge(into: BatchReport, part: BatchReport) -> None:
+    for name in ("done", "ignored", "retried", "failed", "lost"):
+        setattr(into, name, getattr(into, name) + getattr(part, name))
+    into.results.extend(part.results)
+
+
 def run_once(
     db: Database,
     *,
@@ -89,16 +106,32 @@ def run_once(
     lease_s: float = 60.0,
     max_attempts: int = MAX_ATTEMPTS,
     on_processed: OnProcessed | None = None,
+    pool: Executor | None = None,
 ) -> BatchReport:
-    """Claim up to `batch` due events and apply them in id order."""
-    report = BatchReport()
+    """Claim up to `batch` due events and apply them in id order.
+
+    With a `pool`, the batch is split by chat: each chat's events are applied in id order by one
+    thread, different chats at once (a burst of customers is applied in parallel, while one chat's
+    messages never overtake each other). Events of no chat (instance states) form one group too.
+    """
     with db.transaction() as conn:
         events = event_store.claim_events(conn, limit=batch, lease_s=lease_s)
-    report.claimed = len(events)
+    if pool is None or len(events) < 2:
+        return _apply_in_order(db, events, apply=apply, max_attempts=max_attempts, on_processed=on_processed)
+    groups: dict[tuple, list[dict]] = {}
     for event in events:
-        result = handle_claimed(db, event, apply=apply, max_attempts=max_attempts, report=report)
-        if result is not None and on_processed is not None:
-            on_processed(result)
+        groups.setdefault((event["channel_id"], event.get("chat_id")), []).append(event)
+    report = BatchReport(claimed=len(events))
+    futures = [pool.submit(_apply_in_order, db, group, apply=apply, max_attempts=max_attempts,
+                           on_processed=on_processed) for group in groups.values()]
+    errors = []
+    for future in futures:
+        try:
+            _merge(report, future.result())
+        except Exception as exc:     # a database outage: the other groups finish; the loop backs off
+            errors.append(exc)
+    if errors:
+        raise errors[0]
     return report
 
 

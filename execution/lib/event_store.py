@@ -100,7 +100,8 @@ def claim_events(conn: Connection, *, limit: int, lease_s: float, event_id: int 
                    attempts = e.attempts + 1
               FROM picked
              WHERE e.id = picked.id
-            RETURNING e.id, e.provider, e.channel_id, e.event_type, e.payload, e.attempts, e.claim_token::text
+            RETURNING e.id, e.provider, e.channel_id, e.chat_id, e.event_type, e.payload, e.attempts,
+                      e.claim_token::text
             """,
             {"event_id": event_id, "limit": limit, "lease": lease_s},
         )

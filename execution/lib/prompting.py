@@ -11,6 +11,7 @@ Nothing the customer typed is ever placed in either part.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from datetime import date
@@ -117,9 +118,15 @@ def _shingles(text: str) -> set[tuple[str, ...]]:
     return {tuple(words[i:i + SHINGLE]) for i in range(len(words) - SHINGLE + 1)}
 
 
+@functools.lru_cache(maxsize=64)
+def _private_shingles(private: str) -> frozenset[tuple[str, ...]]:
+    # The private prompt is the same for every reply of an agent under one directive set: cut it once.
+    return frozenset(_shingles(private))
+
+
 def leaks(draft: str, private: str) -> str | None:
     """A run of seven or more words of the private prompt repeated in the draft; None when there is none."""
-    overlap = _shingles(draft) & _shingles(private)
+    overlap = _shingles(draft) & _private_shingles(private)
     return " ".join(next(iter(overlap))) if overlap else None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from psycopg2.extras import execute_values
@@ -53,9 +54,34 @@ class Alias:
     name_ar: str
 
 
-def load_aliases(conn: Connection, *, organization_id: int | None) -> list[Alias]:
-    """Every alias everyone shares plus the organization's own, longest first (so longer names win)."""
+_ALIASES_KEEP = 256
+_aliases_lock = threading.Lock()
+_aliases: dict[int | None, tuple[tuple, tuple[Alias, ...]]] = {}   # organization → (version, aliases)
+
+
+def load_aliases(conn: Connection, *, organization_id: int | None) -> tuple[Alias, ...]:
+    """Every alias everyone shares plus the organization's own, longest first (so longer names win).
+
+    Read on every reply, changed a few times a year: the list is kept per process and read again only
+    when its version (how many rows, the newest id, the newest write) changed, so a new alias counts at
+    once in every process while a reply pays for one small aggregate instead of some hundred rows.
+    """
     with conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT count(*) AS n, coalesce(max(l.id), 0) AS last_id,
+                   coalesce(max(greatest(l.xmin::text::bigint, a.xmin::text::bigint)), 0) AS last_write
+              FROM location_aliases l JOIN location_areas a ON a.id = l.area_id
+             WHERE l.organization_id IS NULL OR l.organization_id = %s
+            """,
+            (organization_id,),
+        )
+        row = cur.fetchone()
+        version = (row["n"], row["last_id"], row["last_write"])
+        with _aliases_lock:
+            kept = _aliases.get(organization_id)
+        if kept is not None and kept[0] == version:
+            return kept[1]
         cur.execute(
             """
             SELECT l.alias_normalized, a.id AS area_id, a.slug, a.name_en, a.name_ar
@@ -65,7 +91,12 @@ def load_aliases(conn: Connection, *, organization_id: int | None) -> list[Alias
             """,
             (organization_id,),
         )
-        return [Alias(r["alias_normalized"], r["area_id"], r["slug"], r["name_en"], r["name_ar"]) for r in cur]
+        aliases = tuple(Alias(r["alias_normalized"], r["area_id"], r["slug"], r["name_en"], r["name_ar"]) for r in cur)
+    with _aliases_lock:
+        if len(_aliases) >= _ALIASES_KEEP:
+            _aliases.clear()
+        _aliases[organization_id] = (version, aliases)
+    return aliases
 
 
 def add_alias(conn: Connection, *, organization_id: int, area_id: int, alias: str, language: str) -> bool:

@@ -5,14 +5,16 @@ The registry is the only place that maps a channel's provider name or a webhook 
 
 from __future__ import annotations
 
+import functools
 import threading
 
 from execution.lib.errors import ConfigError, NotFound
 from execution.lib.providers.base import ChannelProvider
 
 
+@functools.cache
 def _classes() -> dict[str, type[ChannelProvider]]:
-    # Imported on first use: the HTTP clients they load have no business in a process that never sends.
+    # Imported on first use (then kept: an import statement takes the import lock on every call): the HTTP clients they load have no business in a process that never sends.
     from execution.lib.providers.green_api import GreenApiProvider
     from execution.lib.providers.meta_cloud import MetaCloudProvider
     from execution.lib.providers.sandbox import SandboxProvider
