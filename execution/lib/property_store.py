@@ -59,7 +59,7 @@ _aliases_lock = threading.Lock()
 _aliases: dict[int | None, tuple[tuple, tuple[Alias, ...]]] = {}   # organization → (version, aliases)
 
 
-def load_aliases(conn: Connection, *, organization_id: int | None) -> tuple[Alias, ...]:
+def load_aliases(conn: Connection, *, organization_id: int | None) -> list[Alias]:
     """Every alias everyone shares plus the organization's own, longest first (so longer names win).
 
     Read on every reply, changed a few times a year: the list is kept per process and read again only
@@ -81,7 +81,7 @@ def load_aliases(conn: Connection, *, organization_id: int | None) -> tuple[Alia
         with _aliases_lock:
             kept = _aliases.get(organization_id)
         if kept is not None and kept[0] == version:
-            return kept[1]
+            return list(kept[1])        # the caller's own list: the kept one is never changed
         cur.execute(
             """
             SELECT l.alias_normalized, a.id AS area_id, a.slug, a.name_en, a.name_ar
@@ -96,7 +96,7 @@ def load_aliases(conn: Connection, *, organization_id: int | None) -> tuple[Alia
         if len(_aliases) >= _ALIASES_KEEP:
             _aliases.clear()
         _aliases[organization_id] = (version, aliases)
-    return aliases
+    return list(aliases)
 
 
 def add_alias(conn: Connection, *, organization_id: int, area_id: int, alias: str, language: str) -> bool:
