@@ -62,16 +62,17 @@ def _viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, c
     rules, now = snapshot["viewing_rules"], now or datetime.now(timezone.utc)
     last_id = messages[-1]["id"]
     with db.connection() as conn:
-        timing = viewing_store.viewing_agent(conn, agent_id=conversation["agent_id"])
+        # The agent's profile carries the scheduling columns (tenant_store.agent_profile): no second read.
+        timing = agent if "working_hours" in agent else viewing_store.viewing_agent(
+            conn, agent_id=conversation["agent_id"])
         last = viewing_store.last_ai_generation(conn, conversation_id=conversation["id"])
-    # "2" or "٢" says nothing of a language: keep the one the times were offered in.
-    lang = detect_language(text) if re.search(r"[^\W\d_]", text) else \
-        ((last or {}).get("viewing_offer") or {}).get("language") or detect_language(text)
-    with db.connection() as conn:
         asked = viewing_store.awaiting_feedback(conn, conversation_id=conversation["id"],
                                                 within_hours=rules["feedback_window_hours"], first_id=messages[0]["id"])
         active = viewing_store.viewings_for_conversation(conn, agent_id=conversation["agent_id"],
                                                          conversation_id=conversation["id"], active_only=True)
+    # "2" or "٢" says nothing of a language: keep the one the times were offered in.
+    lang = detect_language(text) if re.search(r"[^\W\d_]", text) else \
+        ((last or {}).get("viewing_offer") or {}).get("language") or detect_language(text)
     focused: list = []
 
     def focus() -> dict | None:

@@ -201,6 +201,37 @@ def test_an_agency_alias_makes_its_own_district_searchable_by_area(conn, agents)
     assert "katameya heights" in mine and "katameya heights" not in theirs
 
 
+def test_area_names_kept_by_a_process_follow_every_change_made_elsewhere(conn, agents, test_dsn):
+    """load_aliases keeps the list per process; an alias added or removed on another connection counts at once."""
+    import psycopg2
+    import psycopg2.extras
+
+    sara, _ = agents
+    org = sara["organization_id"]
+    first = property_store.load_aliases(conn, organization_id=org)
+    assert property_store.load_aliases(conn, organization_id=org) == first        # served from the kept copy
+    first.append("scribbled on by a caller")                                       # the caller's own list
+    assert "scribbled on by a caller" not in property_store.load_aliases(conn, organization_id=org)
+    new_cairo = property_store.areas_by_slug(conn, slugs=["new-cairo"])[0]
+    assert property_store.add_alias(conn, organization_id=org, area_id=new_cairo["id"], alias="Gardenia Hills",
+                                    language="en")
+    assert "gardenia hills" in {a.normalized for a in property_store.load_aliases(conn, organization_id=org)}
+    with conn.cursor() as cur:
+        cur.execute("UPDATE location_aliases SET alias = 'Gardenia Heights' "
+                    "WHERE organization_id = %s AND alias_normalized = 'gardenia hills'", (org,))
+    names = {a.normalized for a in property_store.load_aliases(conn, organization_id=org)}
+    assert "gardenia heights" in names and "gardenia hills" not in names                # an edit, same count
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM location_aliases WHERE organization_id = %s", (org,))
+    assert "gardenia heights" not in {a.normalized for a in property_store.load_aliases(conn, organization_id=org)}
+    # Another process's view: a connection of its own (nothing above committed) sees the shared names only.
+    other = psycopg2.connect(test_dsn, cursor_factory=psycopg2.extras.RealDictCursor)
+    try:
+        assert "gardenia heights" not in {a.normalized for a in property_store.load_aliases(other, organization_id=org)}
+    finally:
+        other.close()
+
+
 def test_cli_import_reports_and_exits_65_on_errors(resources, tmp_path, capsys):
     with resources.db.transaction() as c:
         org = tenant_store.upsert_organization(c, slug="nile", name="Nile")

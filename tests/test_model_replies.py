@@ -370,3 +370,37 @@ def test_the_agents_style_gender_and_instructions_shape_the_stable_prompt(resour
         cur.execute("UPDATE agents SET persona = 'casual' WHERE id = %s", (sara["agent_id"],))
     _answer(resources, "hello again", 2, claude, chat="15550000002@c.us")
     assert "Style (casual)" in fake_claude.requests[-1]["system"][0]["text"]
+
+
+def test_a_healthy_backend_is_written_at_most_every_few_seconds_and_at_once_after_an_error(resources, monkeypatch):
+    """Every reply writing its backend's one row made replies queue on that row's lock under load."""
+    from types import SimpleNamespace
+
+    from execution import generate_ai_response as gen
+    from execution.lib.llm import ModelUnavailable
+
+    monkeypatch.setattr(gen, "_last_ok", {})
+    backend = SimpleNamespace(name="claude", model="claude-sonnet-5-5")
+
+    def row():
+        return _one(resources.db, "SELECT last_ok_at, last_error_at, updated_at FROM model_health")
+
+    class Counting:                                        # how often the database is asked
+        def __init__(self, db):
+            self.db, self.used = db, 0
+
+        def connection(self):
+            self.used += 1
+            return self.db.connection()
+
+    db = Counting(resources.db)
+    gen._note_ok(db, backend)
+    first = row()
+    assert first["last_ok_at"] is not None and db.used == 1
+    gen._note_ok(db, backend)                              # within HEALTH_OK_EVERY_S: not even asked
+    assert db.used == 1 and row() == first
+    gen._note_error(resources.db, backend, ModelUnavailable("HTTP 529", status=529))
+    assert row()["last_error_at"] > first["last_ok_at"]
+    gen._note_ok(resources.db, backend)                    # the first success after an error: at once
+    after = row()
+    assert after["last_ok_at"] > after["last_error_at"]

@@ -103,3 +103,72 @@ def test_process_inbound_cli_replays_one_event_and_pending(resources, green_chan
     assert process_inbound.main(["--pending"], resources=resources) == 0
     assert json.loads(capsys.readouterr().out)["done"] == 1
     assert process_inbound.main(["--event", "424242"], resources=resources) == 4
+
+
+def _customer_text(db, *, chat: str, n: int, text: str):
+    payload = load_fixture("greenapi_incoming_text.json")
+    payload["idMessage"] = f"PARALLEL{chat}{n:04d}"
+    payload["senderData"] = {**payload["senderData"], "chatId": f"{chat}@c.us", "sender": f"{chat}@c.us"}
+    payload["messageData"] = {"typeMessage": "textMessage", "textMessageData": {"textMessage": text}}
+    return post_green_api(db, payload)
+
+
+def test_a_batch_is_applied_by_chat_in_parallel_and_each_chat_keeps_its_order(resources, green_channel, monkeypatch):
+    """Several chats' events are applied at once on the pool; one chat's events never overtake each other."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    chats = [f"1555000{n:04d}" for n in range(6)]
+    for n in range(4):
+        for chat in chats:
+            _customer_text(resources.db, chat=chat, n=n, text=f"message {n} from {chat}")
+    real = worker_mod.process_event
+    running, peak, order, lock = 0, 0, [], threading.Lock()
+
+    def slow(conn, *, event, snapshot, final_attempt=False):
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.05)                       # long enough for the other chats' threads to overlap
+        try:
+            return real(conn, event=event, snapshot=snapshot, final_attempt=final_attempt)
+        finally:
+            with lock:
+                running -= 1
+                order.append(event["id"])
+
+    monkeypatch.setattr(worker_mod, "process_event", slow)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        started = time.monotonic()
+        report = run_once(resources.db, snapshot=SNAPSHOT, batch=24, pool=pool)
+        took = time.monotonic() - started
+    assert (report.claimed, report.done) == (24, 24)
+    assert peak >= 2, "the chats were applied one after another"
+    assert took < 24 * 0.05, f"24 events of 50 ms took {took:.2f}s: not applied in parallel"
+    with resources.db.connection() as conn, conn.cursor() as cur:
+        cur.execute("""SELECT c.chat_id, m.body FROM messages m JOIN conversations c ON c.id = m.conversation_id
+                        WHERE m.author = 'customer' ORDER BY m.id""")
+        rows = cur.fetchall()
+    for chat in chats:
+        bodies = [r["body"] for r in rows if r["chat_id"] == f"{chat}@c.us"]
+        assert bodies == [f"message {n} from {chat}" for n in range(4)], chat
+
+
+def test_a_failing_chat_does_not_stop_the_other_chats_of_its_batch(resources, green_channel, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    _customer_text(resources.db, chat="15550009001", n=0, text="fine")
+    _customer_text(resources.db, chat="15550009002", n=0, text="explode")
+    real = worker_mod.process_event
+
+    def picky(conn, *, event, snapshot, final_attempt=False):
+        if "explode" in json.dumps(event["payload"]):
+            raise RuntimeError("parser exploded")
+        return real(conn, event=event, snapshot=snapshot, final_attempt=final_attempt)
+
+    monkeypatch.setattr(worker_mod, "process_event", picky)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        report = run_once(resources.db, snapshot=SNAPSHOT, pool=pool)
+    assert (report.claimed, report.done, report.retried) == (2, 1, 1)

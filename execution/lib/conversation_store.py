@@ -314,31 +314,27 @@ def model_context(conn: Connection, *, conversation_id: int, before_id: int, tur
     `before_id` (customer, assistant and agent; suppressed drafts left out), the listings replies have
     shown, the lead details, and the hand-back brief if the agent's last mode change gave one."""
     with conn.cursor() as cur:
+        # One round trip: the recent thread, the last mode change and the lead (a reply's hot path).
         cur.execute(
             """
-            SELECT author, message_type, body FROM (
-                SELECT id, author, message_type, body FROM messages
-                 WHERE conversation_id = %s AND id < %s AND author IN ('customer', 'ai', 'agent')
-                   AND direction IN ('inbound', 'outbound') AND body IS NOT NULL
-                   AND coalesce(delivery_status, '') <> 'suppressed'
-                 ORDER BY id DESC LIMIT %s) recent
-             ORDER BY id
+            SELECT (SELECT coalesce(json_agg(json_build_object('author', r.author, 'message_type', r.message_type,
+                                                               'body', r.body) ORDER BY r.id), '[]'::json)
+                      FROM (SELECT id, author, message_type, body FROM messages
+                             WHERE conversation_id = c.id AND id < %(before)s
+                               AND author IN ('customer', 'ai', 'agent')
+                               AND direction IN ('inbound', 'outbound') AND body IS NOT NULL
+                               AND coalesce(delivery_status, '') <> 'suppressed'
+                             ORDER BY id DESC LIMIT %(turns)s) r) AS history,
+                   (SELECT media FROM messages WHERE conversation_id = c.id AND message_type = 'mode_change'
+                     ORDER BY id DESC LIMIT 1) AS last_change,
+                   c.lead, c.preferences
+              FROM conversations c WHERE c.id = %(cid)s
             """,
-            (conversation_id, before_id, turns),
+            {"cid": conversation_id, "before": before_id, "turns": turns},
         )
-        history = cur.fetchall()
-        cur.execute(
-            """
-            SELECT media FROM messages WHERE conversation_id = %s AND message_type = 'mode_change'
-             ORDER BY id DESC LIMIT 1
-            """,
-            (conversation_id,),
-        )
-        last_change = cur.fetchone()
-        cur.execute("SELECT lead, preferences FROM conversations WHERE id = %s", (conversation_id,))
-        lead = cur.fetchone() or {}
-    change = (last_change or {}).get("media") or {}
+        row = cur.fetchone() or {}
+    change = row.get("last_change") or {}
     brief = change.get("brief") if change.get("mode") == "AI" else None
     shown = shown_references(conn, conversation_id=conversation_id, limit=10)
-    return {"history": history, "shown": shown, "brief": brief, "lead": lead.get("lead") or {},
-            "preferences": lead.get("preferences") or {}}
+    return {"history": row.get("history") or [], "shown": shown, "brief": brief, "lead": row.get("lead") or {},
+            "preferences": row.get("preferences") or {}}

@@ -59,29 +59,30 @@ _aliases_lock = threading.Lock()
 _aliases: dict[int | None, tuple[tuple, tuple[Alias, ...]]] = {}   # organization → (version, aliases)
 
 
-def load_aliases(conn: Connection, *, organization_id: int | None) -> tuple[Alias, ...]:
+def load_aliases(conn: Connection, *, organization_id: int | None) -> list[Alias]:
     """Every alias everyone shares plus the organization's own, longest first (so longer names win).
 
     Read on every reply, changed a few times a year: the list is kept per process and read again only
-    when its version (how many rows, the newest id, the newest write) changed, so a new alias counts at
-    once in every process while a reply pays for one small aggregate instead of some hundred rows.
+    when its digest (computed by the database over every row) changed, so a new or edited alias counts
+    at once in every process while a reply pays for one small aggregate instead of some hundred rows.
     """
     with conn.cursor() as cur:
         cur.execute(
             """
-            SELECT count(*) AS n, coalesce(max(l.id), 0) AS last_id,
-                   coalesce(max(greatest(l.xmin::text::bigint, a.xmin::text::bigint)), 0) AS last_write
+            SELECT count(*) AS n,
+                   md5(coalesce(string_agg(concat_ws(':', l.id, l.alias_normalized, a.id, a.slug, a.name_en,
+                                                     a.name_ar), '|' ORDER BY l.id), '')) AS digest
               FROM location_aliases l JOIN location_areas a ON a.id = l.area_id
              WHERE l.organization_id IS NULL OR l.organization_id = %s
             """,
             (organization_id,),
         )
         row = cur.fetchone()
-        version = (row["n"], row["last_id"], row["last_write"])
+        version = (row["n"], row["digest"])
         with _aliases_lock:
             kept = _aliases.get(organization_id)
         if kept is not None and kept[0] == version:
-            return kept[1]
+            return list(kept[1])        # the caller's own list: the kept one is never changed
         cur.execute(
             """
             SELECT l.alias_normalized, a.id AS area_id, a.slug, a.name_en, a.name_ar
@@ -96,7 +97,7 @@ def load_aliases(conn: Connection, *, organization_id: int | None) -> tuple[Alia
         if len(_aliases) >= _ALIASES_KEEP:
             _aliases.clear()
         _aliases[organization_id] = (version, aliases)
-    return aliases
+    return list(aliases)
 
 
 def add_alias(conn: Connection, *, organization_id: int, area_id: int, alias: str, language: str) -> bool:

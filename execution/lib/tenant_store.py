@@ -156,12 +156,13 @@ def agent_by_email(conn: Connection, *, email: str) -> dict | None:
 
 
 def agent_profile(conn: Connection, *, agent_id: int) -> dict | None:
-    """What replies and alerts need about an agent: name, own phone, language, agency name."""
+    """What replies and alerts need about an agent: name, own phone, language, agency name, and what
+    scheduling needs (time zone, hours, own viewing rules), so a reply reads the agent once."""
     with conn.cursor() as cur:
         cur.execute(
             """
             SELECT a.id, a.organization_id, a.email, a.name, a.phone, a.language, a.gender, a.instructions,
-                   a.persona, a.arabic_digits, o.name AS agency
+                   a.persona, a.arabic_digits, a.timezone, a.working_hours, a.viewing_rules, o.name AS agency
               FROM agents a JOIN organizations o ON o.id = a.organization_id
              WHERE a.id = %s
             """,
