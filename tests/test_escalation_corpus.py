@@ -8,49 +8,39 @@ trigger-like words. tests/data/escalation_holdout.yaml is 72 more (24 per langua
 the agent), written after the directive's examples were frozen and never used to choose them.
 Labelling policy: tests/data/README.md.
 
-Measured with directives/ai_behavior/escalation_triggers.md version 8 (rules, examples and
-non-examples unchanged since version 7: 827 examples, 422 non-examples; margin 0.0,
-min_similarity 0.3). The examples decider is a classifier trained on the examples and
-non-examples, on sentence vectors beside character n-grams of the spelling and of the consonant
-skeleton (execution/lib/meaning.py):
+Measured with directives/ai_behavior/escalation_triggers.md version 4 (rules unchanged since
+version 3; 827 examples, 422 non-examples; min_similarity 0.4, margin 0.05, k 2):
 
     corpus              patterns alone            patterns + examples
     language     n  pos  TP FN FP  recall prec     TP FN FP  recall prec
-    en          56   28   4 24  0   0.14  1.00     27  1  0   0.96  1.00
-    ar          54   27   6 21  0   0.22  1.00     24  3  0   0.89  1.00
-    arabizi     54   27   7 20  0   0.26  1.00     24  3  1   0.89  0.96
-    overall    164   82  17 65  0   0.21  1.00     75  7  1   0.91  0.99
+    en          56   28   4 24  0   0.14  1.00     23  5  1   0.82  0.96
+    ar          54   27   6 21  0   0.22  1.00     22  5  0   0.81  1.00
+    arabizi     54   27   7 20  0   0.26  1.00     22  5  2   0.81  0.92
+    overall    164   82  17 65  0   0.21  1.00     67 15  3   0.82  0.96
 
     holdout             patterns alone            patterns + examples
-    en          24   12   0 12  3   0.00  0.00     10  2  3   0.83  0.77
-    ar          24   12   0 12  2   0.00  0.00     11  1  2   0.92  0.85
-    arabizi     24   12   1 11  2   0.08  0.33     12  0  2   1.00  0.86
-    overall     72   36   1 35  7   0.03  0.12     33  3  7   0.92  0.82
+    en          24   12   0 12  3   0.00  0.00      8  4  3   0.67  0.73
+    ar          24   12   0 12  2   0.00  0.00      7  5  2   0.58  0.78
+    arabizi     24   12   1 11  2   0.08  0.33     10  2  5   0.83  0.67
+    overall     72   36   1 35  7   0.03  0.12     25 11 10   0.69  0.71
 
-Version 7's decider (a k-nearest-neighbour vote on the sentence vectors alone, same examples) had,
-patterns + examples: corpus 67 / 15 / 2, recall 0.82, precision 0.97 (en 23/5/1, ar 22/5/0,
-arabizi 22/5/1); holdout 25 / 11 / 10, recall 0.69, precision 0.71 (en 8/4/3, ar 7/5/2, arabizi
-10/2/5). The product target, recall >= 0.90 at precision >= 0.95 on the corpus, is met overall;
-Arabic and Arabizi are each one message short of 0.90. No example, non-example or pattern was
-added for it: the gain is the decider's, and the holdout gained more than the corpus. Still
-missed: offers in idioms no example has ("wiggle room", "آخر كلام كام؟" / "akher kalam kam?", a
-bulk buyer's "هتراعيني؟"), a bank-lending question in Arabic, registration in the Arabizi spelling of
-the rule's words, a bare "5alas msh 3ayez 😤". All 7 false positives on the holdout are the rules'
-(look-alikes their exclusions do not cover: "does the apartment come furnished", a discount
-declined in other words, a lawyer who "had a look"); the examples add none. Four corpus positives
-are escalated under another category than their label (so with another category's handoff reply).
-The holdout's overall figures were watched while choosing the decider's settings, which moved
-them by a message or two (execution/lib/meaning.py); no holdout message was read to write an
-example, a non-example or a pattern. A broader set of patterns, written after reading the corpus,
-was tried and dropped: alone it raised the corpus's recall from 0.21 to 0.93 but the holdout's
-only from 0.03 to 0.25, and with the examples it changed nothing on the holdout: it fitted the
-corpus rather than the customers.
+The product target, recall >= 0.90 at precision >= 0.95 on the corpus, is NOT reached: with
+examples written from the labelling policy and none copied from the corpus (a test below refuses
+near-copies), the encoder (USE multilingual v3) topped out at 0.82-0.87 in every variant tried;
+its Arabizi is matched by spelling, and short Egyptian phrases ("آخر كلام كام؟") land nearer a
+look-alike than an example. The xfail test below says so and turns into a failure the day the
+target is met. On the holdout, 7 of the 10 false positives are the rules' (look-alikes their
+exclusions do not cover: "does the apartment come furnished", a discount declined in other words,
+a lawyer who "had a look"); the examples add 3, all Arabizi.
 
 What is asserted: both files are well formed and balanced; the corpus repeats no phrasing of
 tests/test_check_escalation.py; no example or non-example is a near-copy of a corpus or holdout
 message; the rules misfire on no corpus hard negative and keep precision >= 0.95; patterns +
-examples reach the product target on the corpus (recall >= 0.90 at precision >= 0.95), and keep,
-on the holdout, recall >= 0.88 and precision >= 0.80 (a message under the figures above).
+examples keep, on the corpus, recall >= 0.80 and precision >= 0.95, and on the holdout recall and
+precision >= 0.65 (floors a little under the figures above); no customer turn of the shipped
+conversation scenarios that must be answered is escalated (a classifier tried on 2026-11-24 reached
+0.91 / 0.99 on the corpus and 0.92 / 0.82 on the holdout, but escalated slot numbers such as "2",
+"price of NH-0001?" and budget searches: 14 of those 113 turns; it was not shipped).
 
     .venv/bin/python -m pytest -q -s -p no:cacheprovider tests/test_escalation_corpus.py
 """
@@ -82,9 +72,9 @@ MIN_PER_CATEGORY_AND_LANGUAGE = 3
 POSITIVE_SHARE = (0.4, 0.6)          # "about half" of each language needs the agent
 NEAR_COPY = 0.7                      # an example this similar in spelling to a test message is a copy of it
 
-# Patterns + examples must keep these (measured: corpus 0.91 / 0.99, holdout 0.92 / 0.82).
-CORPUS_FLOOR = {"recall": 0.90, "precision": 0.95}
-HOLDOUT_FLOOR = {"recall": 0.88, "precision": 0.80}
+# Patterns + examples must keep these (measured: corpus 0.82 / 0.96, holdout 0.69 / 0.71).
+CORPUS_FLOOR = {"recall": 0.80, "precision": 0.95}
+HOLDOUT_FLOOR = {"recall": 0.65, "precision": 0.65}
 TARGET = {"recall": 0.90, "precision": 0.95}   # the product requirement on the corpus
 
 # Messages labelled needs_agent: false on which today's rules escalate. Listed so that a new misfire
@@ -322,10 +312,11 @@ def test_patterns_and_examples_keep_their_floor_on_the_holdout(holdout_decisions
     assert overall["precision"] >= HOLDOUT_FLOOR["precision"], table(measure(holdout_decisions[True]))
 
 
+@pytest.mark.xfail(strict=True, reason="recall 0.82 on the corpus with examples that copy none of it; "
+                                       "the target is 0.90 at precision 0.95 (see the module docstring)")
 def test_patterns_and_examples_reach_the_product_target_on_the_corpus(with_examples):
     overall = measure(with_examples)["overall"]
-    assert overall["recall"] >= TARGET["recall"] and overall["precision"] >= TARGET["precision"], \
-        table(measure(with_examples))
+    assert overall["recall"] >= TARGET["recall"] and overall["precision"] >= TARGET["precision"]
 
 
 def test_examples_only_add_escalations_to_the_rules(decisions, with_examples):
@@ -335,3 +326,29 @@ def test_examples_only_add_escalations_to_the_rules(decisions, with_examples):
             assert (both.rule, both.category) == (alone.rule, alone.category), entry["id"]
         elif both.escalate:
             assert both.rule == f"examples:{both.category}" and both.matched, entry["id"]
+
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "execution" / "demo_data"
+
+
+def _answered_turns() -> list[tuple[str, str]]:
+    turns = []
+    for path in sorted(SCENARIOS.glob("*_scenarios.yaml")):
+        spec = yaml.safe_load(path.read_text("utf-8"))
+        default = (spec.get("defaults") or {}).get("escalate", False)
+        for scenario in spec["scenarios"]:
+            for turn in scenario["turns"]:
+                if not (turn.get("expect") or {}).get("escalate", default):
+                    turns.append((f"{path.name}:{scenario['name']}", turn["say"]))
+    return turns
+
+
+def test_no_shipped_scenario_turn_is_escalated_by_likeness():
+    """Precision in conversation: slot numbers, references, budget searches and follow-up questions
+    of the shipped scenarios (which must be answered) never reach the agent by the examples."""
+    directive = load_directives()["escalation_triggers"]
+    turns = _answered_turns()
+    assert len(turns) >= 100
+    wrong = [(where, said, d.rule) for where, said in turns
+             for d in [check_escalation(said, directive=directive)] if d.escalate]
+    assert wrong == []
