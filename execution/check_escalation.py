@@ -4,8 +4,10 @@ Reads: the escalation_triggers directive. Writes nothing: the decider only decid
 escalate_conversation acts on the decision (handoff reply, HUMAN, escalation row, agent alert).
 First the rules: the text is normalised (text.normalize) and every language's patterns are tried;
 a match escalates at once, unless one of that rule's exclusions matches too. When no rule
-matches, the examples: the message is compared by meaning with the directive's example messages
-and look-alikes (execution/lib/meaning.py); a category a rule's exclusion excused is left out.
+matches, the examples: a classifier trained on the directive's example messages and look-alikes
+(execution/lib/meaning.py) says how likely each category is, and the message is escalated when a
+category beats "stays with the assistant" by the directive's `meaning` settings; a category a
+rule's exclusion excused is left out.
 
 After editing the examples, `--save-vectors` rewrites the vectors that ship beside the directive
 (escalation_triggers.vectors.npz), so a new process need not embed them all before its first answer.
@@ -84,14 +86,14 @@ def check_escalation(text: str, *, directive: Directive, agent_name: str = "the 
         return EscalationDecision(False, language, why="no rule matched", excluded=tuple(excluded))
     near = meaning.nearest(text, directive, veto=excused)
     settings = directive["meaning"]
-    scores = (f"nearest example {near.example!r} ({near.example_category}, similarity {near.similarity:.2f}), "
-              f"nearest non-example {near.non_example!r} ({near.non_example_similarity:.2f}), "
-              f"margin {near.margin:+.3f}")
+    scores = (f"most likely {near.example_category} ({near.probability:.2f}, stays {near.stays:.2f}, "
+              f"margin {near.margin:+.3f}), nearest example {near.example!r} (similarity {near.similarity:.2f}), "
+              f"nearest non-example {near.non_example!r} ({near.non_example_similarity:.2f})")
     if near.category is None:
         return EscalationDecision(
             False, language, excluded=tuple(excluded),
-            why=f"no rule matched; no example is near enough (needs similarity >= {settings['min_similarity']} "
-                f"and margin >= {settings['margin']}): {scores}")
+            why=f"no rule matched; no example is near enough (needs margin >= {settings['margin']} "
+                f"and similarity >= {settings['min_similarity']}): {scores}")
     rule = next(r for r in directive["rules"] if r["category"] == near.category)
     reply = localized(rule["reply"], language, gender=agent_gender).format(agent_name=agent_name)
     return EscalationDecision(

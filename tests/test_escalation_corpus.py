@@ -8,39 +8,53 @@ trigger-like words. tests/data/escalation_holdout.yaml is 72 more (24 per langua
 the agent), written after the directive's examples were frozen and never used to choose them.
 Labelling policy: tests/data/README.md.
 
-Measured with directives/ai_behavior/escalation_triggers.md version 4 (rules unchanged since
-version 3; 827 examples, 422 non-examples; min_similarity 0.4, margin 0.05, k 2):
+Measured with directives/ai_behavior/escalation_triggers.md version 9 (rules unchanged since
+version 7; 827 examples, 438 non-examples; margin 0.15, min_similarity 0.3). The examples decider
+is a classifier trained on the examples and non-examples, on sentence vectors beside character
+n-grams of the spelling and of the consonant skeleton, with references and figures left out of the
+n-grams and nothing under two words judged by likeness (execution/lib/meaning.py):
 
     corpus              patterns alone            patterns + examples
     language     n  pos  TP FN FP  recall prec     TP FN FP  recall prec
-    en          56   28   4 24  0   0.14  1.00     23  5  1   0.82  0.96
+    en          56   28   4 24  0   0.14  1.00     25  3  0   0.89  1.00
     ar          54   27   6 21  0   0.22  1.00     22  5  0   0.81  1.00
-    arabizi     54   27   7 20  0   0.26  1.00     22  5  2   0.81  0.92
-    overall    164   82  17 65  0   0.21  1.00     67 15  3   0.82  0.96
+    arabizi     54   27   7 20  0   0.26  1.00     20  7  0   0.74  1.00
+    overall    164   82  17 65  0   0.21  1.00     67 15  0   0.82  1.00
 
     holdout             patterns alone            patterns + examples
-    en          24   12   0 12  3   0.00  0.00      8  4  3   0.67  0.73
-    ar          24   12   0 12  2   0.00  0.00      7  5  2   0.58  0.78
-    arabizi     24   12   1 11  2   0.08  0.33     10  2  5   0.83  0.67
-    overall     72   36   1 35  7   0.03  0.12     25 11 10   0.69  0.71
+    en          24   12   0 12  3   0.00  0.00     10  2  3   0.83  0.77
+    ar          24   12   0 12  2   0.00  0.00     11  1  2   0.92  0.85
+    arabizi     24   12   1 11  2   0.08  0.33      8  4  2   0.67  0.80
+    overall     72   36   1 35  7   0.03  0.12     29  7  7   0.81  0.81
 
-The product target, recall >= 0.90 at precision >= 0.95 on the corpus, is NOT reached: with
-examples written from the labelling policy and none copied from the corpus (a test below refuses
-near-copies), the encoder (USE multilingual v3) topped out at 0.82-0.87 in every variant tried;
-its Arabizi is matched by spelling, and short Egyptian phrases ("آخر كلام كام؟") land nearer a
-look-alike than an example. The xfail test below says so and turns into a failure the day the
-target is met. On the holdout, 7 of the 10 false positives are the rules' (look-alikes their
-exclusions do not cover: "does the apartment come furnished", a discount declined in other words,
-a lawyer who "had a look"); the examples add 3, all Arabizi.
+Version 7's decider (a k-nearest-neighbour vote on the sentence vectors alone) had, patterns +
+examples: corpus 67 / 15 / 2, recall 0.82, precision 0.97 (arabizi 22 / 5 / 1); holdout 25 / 11 /
+10, recall 0.69, precision 0.71 (arabizi 10 / 2 / 5). The classifier keeps the corpus's recall,
+removes its two false positives, and on the holdout (never read to write anything) catches four
+more and adds three fewer false alarms; Arabizi recall is lower (two fewer on each set). The
+product target, recall >= 0.90 at precision >= 0.95 on the corpus, is NOT reached (the xfail
+below). At margin 0.0 the same classifier reaches 0.89 / 1.00 on the corpus and 0.86 / 0.82 on
+the holdout, but escalates "price of NH-0001?" and "I'd rather not go anymore" as offers (margins
+0.095 and 0.147): margin 0.15 to 0.17 gives the figures above, 0.12 loses two corpus positives and
+keeps one of those. A first version reached 0.91 / 0.99 but judged slot numbers ("2", "٢"),
+references ("tell me about NH-0001") and budget searches ("3ayez sha2a 3 owad a2al men 7.5 million")
+as offers: 14 of the 113 customer turns of the shipped scenarios that must be answered. So
+references and figures no longer count as spelling, fewer than two words are never escalated by
+likeness, and 16 non-examples of searches with a budget and "tell me about" were added (written
+for the purpose; no scenario, corpus or holdout message pasted). Still missed, among others: offers
+in idioms no example has ("wiggle room", "آخر كلام كام؟" / "akher kalam kam?", a bulk buyer's
+"هتراعيني؟"), a bank-lending question in Arabic, registration in Arabizi, "5alas msh 3ayez 😤".
+All 7 false positives on the holdout are the rules' (look-alikes their exclusions do not cover:
+"does the apartment come furnished", a discount declined in other words, a lawyer who "had a
+look"). A broader set of patterns, written after reading the corpus, was tried and dropped: alone
+it raised the corpus's recall from 0.21 to 0.93 but the holdout's only from 0.03 to 0.25.
 
 What is asserted: both files are well formed and balanced; the corpus repeats no phrasing of
 tests/test_check_escalation.py; no example or non-example is a near-copy of a corpus or holdout
 message; the rules misfire on no corpus hard negative and keep precision >= 0.95; patterns +
-examples keep, on the corpus, recall >= 0.80 and precision >= 0.95, and on the holdout recall and
-precision >= 0.65 (floors a little under the figures above); no customer turn of the shipped
-conversation scenarios that must be answered is escalated (a classifier tried on 2026-11-24 reached
-0.91 / 0.99 on the corpus and 0.92 / 0.82 on the holdout, but escalated slot numbers such as "2",
-"price of NH-0001?" and budget searches: 14 of those 113 turns; it was not shipped).
+examples keep, on the corpus, recall >= 0.80 and precision >= 0.95, on the holdout recall >= 0.78
+and precision >= 0.78 (a message or so under the figures above); no customer turn of the shipped
+scenarios that must be answered is escalated.
 
     .venv/bin/python -m pytest -q -s -p no:cacheprovider tests/test_escalation_corpus.py
 """
@@ -72,9 +86,9 @@ MIN_PER_CATEGORY_AND_LANGUAGE = 3
 POSITIVE_SHARE = (0.4, 0.6)          # "about half" of each language needs the agent
 NEAR_COPY = 0.7                      # an example this similar in spelling to a test message is a copy of it
 
-# Patterns + examples must keep these (measured: corpus 0.82 / 0.96, holdout 0.69 / 0.71).
+# Patterns + examples must keep these (measured: corpus 0.82 / 1.00, holdout 0.81 / 0.81).
 CORPUS_FLOOR = {"recall": 0.80, "precision": 0.95}
-HOLDOUT_FLOOR = {"recall": 0.65, "precision": 0.65}
+HOLDOUT_FLOOR = {"recall": 0.78, "precision": 0.78}
 TARGET = {"recall": 0.90, "precision": 0.95}   # the product requirement on the corpus
 
 # Messages labelled needs_agent: false on which today's rules escalate. Listed so that a new misfire
@@ -312,11 +326,12 @@ def test_patterns_and_examples_keep_their_floor_on_the_holdout(holdout_decisions
     assert overall["precision"] >= HOLDOUT_FLOOR["precision"], table(measure(holdout_decisions[True]))
 
 
-@pytest.mark.xfail(strict=True, reason="recall 0.82 on the corpus with examples that copy none of it; "
-                                       "the target is 0.90 at precision 0.95 (see the module docstring)")
+@pytest.mark.xfail(strict=True, reason="recall 0.82 (67 of 82) at precision 1.00 on the corpus; the target is 0.90 "
+                                       "at 0.95 (see the module docstring)")
 def test_patterns_and_examples_reach_the_product_target_on_the_corpus(with_examples):
     overall = measure(with_examples)["overall"]
-    assert overall["recall"] >= TARGET["recall"] and overall["precision"] >= TARGET["precision"]
+    assert overall["recall"] >= TARGET["recall"] and overall["precision"] >= TARGET["precision"], \
+        table(measure(with_examples))
 
 
 def test_examples_only_add_escalations_to_the_rules(decisions, with_examples):

@@ -235,7 +235,7 @@ def test_confirm_on_guard_miss_records_a_task_for_the_agent(resources, sara, fak
 def test_the_model_escalates_through_its_tool(resources, sara, fake_claude, claude, fake_green_api):
     # The examples are switched off here so that the message reaches the model (with them on, the
     # examples decider catches this cash-for-less hint itself: tests/test_escalation_corpus.py).
-    no_examples = SNAPSHOT.with_values("escalation_triggers", meaning={"min_similarity": 1.0, "margin": 1.0, "k": 2})
+    no_examples = SNAPSHOT.with_values("escalation_triggers", meaning={"min_similarity": 1.0, "margin": 1.0})
     fake_claude.plan(A.tool_use("escalate_to_human", {"reason": "wants to pay cash for a lower price",
                                                       "category": "negotiation"}))
     report = _answer(resources, "if I transfer everything tomorrow what number can we land on", 1, claude,

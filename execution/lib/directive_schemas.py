@@ -169,9 +169,8 @@ SCHEMAS: dict[str, Check] = {
         examples=mapping({c: per_language(list_of(text, min_items=1)) for c in ESCALATION_CATEGORIES}),
         non_examples=per_language(list_of(text, min_items=1)),
         meaning=mapping({
-            "min_similarity": number(0.0, 1.0),      # cosine to the nearest example
-            "margin": number(0.0, 1.0),              # k nearest examples over k nearest non-examples
-            "k": integer(1, 10),
+            "min_similarity": number(0.0, 1.0),      # cosine to the nearest example of the category
+            "margin": number(0.0, 1.0),              # the category's probability over "stays"
         }),
     ),
     "race_condition_handling": directive(
