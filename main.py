@@ -98,7 +98,8 @@ def create_app(
     # The API docs are served by operations' routes, which know APP_ENV (read at start-up, not here).
     app = FastAPI(title="WhatsApp assistant for real-estate agents", lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None)
-    for module in (operations, metrics, webhooks, auth, conversations, listings, viewings, events, simulator, pages):
+    # Webhooks first: they are most of the requests, and routes are matched in order.
+    for module in (webhooks, operations, metrics, auth, conversations, listings, viewings, events, simulator, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC, check_dir=False), name="static")
     app.state.simulator_on = lambda: simulator.simulator_on(_Request(app))

@@ -88,7 +88,7 @@ class Responder(PollingLoop):
     """Claims due conversations while it has free threads and answers each on the pool."""
 
     def __init__(self, db: Database, redis, providers: ProviderRegistry, *, directives: DirectiveStore,
-                 pool_size: int = 8, idle_s: float = 0.2, lease_s: float = CLAIM_LEASE_S,
+                 pool_size: int = 8, idle_s: float = 0.1, lease_s: float = CLAIM_LEASE_S,
                  model: ModelBackend | None = None) -> None:
         super().__init__("responder", self._step, idle_s=idle_s, db=db)
         self.db, self.redis, self.providers, self.directives = db, redis, providers, directives
@@ -99,6 +99,7 @@ class Responder(PollingLoop):
         self._lock = threading.Lock()
         self._next_resume_check = 0.0
         self._next_renewal = 0.0
+        self._wake_on_finish = False
 
     def _step(self) -> bool:
         snapshot = self.directives.current()
@@ -118,7 +119,10 @@ class Responder(PollingLoop):
             with self._lock:
                 self._in_flight[future] = row["id"]
             future.add_done_callback(self._finished)
-        return bool(due)
+        if len(due) == free:       # the pool is full: claim again as soon as an answer finishes
+            self._wake_on_finish = True
+            return True
+        return False               # everything due is claimed: look again after idle_s
 
     def _renew_claims(self) -> None:
         """Keep the claims of the answers in progress: a short lease that a live responder renews, so a
@@ -135,7 +139,9 @@ class Responder(PollingLoop):
     def _finished(self, future: Future) -> None:
         with self._lock:
             self._in_flight.pop(future, None)
-        self.wake()
+            wake, self._wake_on_finish = self._wake_on_finish, False
+        if wake:
+            self.wake()
 
     def stop(self, timeout: float = 10.0) -> None:
         super().stop(timeout)

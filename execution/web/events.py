@@ -68,9 +68,18 @@ class EventHub:
         next_prune = time.monotonic() + 600
         gaps: dict[int, float] = {}     # ids below last_id not seen yet (a transaction still open, or rolled back)
         while not self._stop.wait(self.poll_s):
+            with self._lock:
+                idle = not self._subs
             try:
                 with self.db.connection() as conn:
-                    rows = inbox_store.all_events_after(conn, after_id=self.last_id, also=list(gaps))
+                    if idle:
+                        # Nobody is listening: keep the position (one figure), not the rows. A tab that
+                        # subscribes later starts from here; one that reconnects replays from its own id.
+                        self.last_id = max(self.last_id, inbox_store.last_event_id(conn))
+                        gaps.clear()
+                        rows = []
+                    else:
+                        rows = inbox_store.all_events_after(conn, after_id=self.last_id, also=list(gaps))
                     if time.monotonic() > next_prune:
                         next_prune = time.monotonic() + 600
                         inbox_store.prune_events(conn, older_than_s=KEEP_EVENTS_S)
