@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import redis as redis_lib
 
 from execution.answer_conversation import Answer, AnswerReport, answer_conversation
-from execution.lib import cli, conversation_store
+from execution.lib import cli, conversation_store, cpu_gate
 from execution.lib.db import Database
 from execution.lib.directives import DirectiveStore, Snapshot, load_directives
 from execution.lib.errors import LockBusy, RetryLater
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 RESUME_CHECK_EVERY_S = 60.0
 DEFER_S = 0.3
 CLAIM_LEASE_S = 20.0     # renewed every third of it while the answer runs
+CPU_SLOTS = 4            # answers running their own Python at once (lib/cpu_gate.py; measured in SETUP.md, Sizing)
 REDIS_RETRY_S = 2.0   # a Redis outage: try again soon, not after the whole lease
 
 
@@ -89,12 +90,15 @@ class Responder(PollingLoop):
 
     def __init__(self, db: Database, redis, providers: ProviderRegistry, *, directives: DirectiveStore,
                  pool_size: int = 8, idle_s: float = 0.1, lease_s: float = CLAIM_LEASE_S,
-                 model: ModelBackend | None = None) -> None:
+                 model: ModelBackend | None = None, cpu_slots: int = CPU_SLOTS) -> None:
         super().__init__("responder", self._step, idle_s=idle_s, db=db)
         self.db, self.redis, self.providers, self.directives = db, redis, providers, directives
         self.model = model      # None: the offline responder writes every reply
         self.pool_size, self.lease_s = pool_size, lease_s
         self._pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="reply")
+        # At most this many answers run their own Python at once; their waits on a model or a provider
+        # do not count (lib/cpu_gate.py). 0: no gate.
+        self._gate = threading.BoundedSemaphore(cpu_slots) if cpu_slots else None
         self._in_flight: dict[Future, int] = {}
         self._lock = threading.Lock()
         self._next_resume_check = 0.0
@@ -114,8 +118,7 @@ class Responder(PollingLoop):
         with self.db.transaction() as conn:
             due = conversation_store.claim_due_replies(conn, limit=free, lease_s=self.lease_s)
         for row in due:
-            future = self._pool.submit(answer_claimed, self.db, self.redis, self.providers,
-                                       conversation_id=row["id"], snapshot=snapshot, model=self.model)
+            future = self._pool.submit(self._answer, row["id"], snapshot)
             with self._lock:
                 self._in_flight[future] = row["id"]
             future.add_done_callback(self._finished)
@@ -123,6 +126,11 @@ class Responder(PollingLoop):
             self._wake_on_finish = True
             return True
         return False               # everything due is claimed: look again after idle_s
+
+    def _answer(self, conversation_id: int, snapshot: Snapshot) -> AnswerReport:
+        with cpu_gate.working(self._gate):
+            return answer_claimed(self.db, self.redis, self.providers, conversation_id=conversation_id,
+                                  snapshot=snapshot, model=self.model)
 
     def _renew_claims(self) -> None:
         """Keep the claims of the answers in progress: a short lease that a live responder renews, so a

@@ -15,7 +15,7 @@ from datetime import datetime
 import psycopg2
 import redis as redis_lib
 
-from execution.lib import message_store, tenant_store
+from execution.lib import cpu_gate, message_store, tenant_store
 from execution.lib.db import Database
 from execution.lib.directives import Snapshot
 from execution.lib.errors import ProviderError, ProviderOutcomeUnknown, ProviderQuotaExceeded, ProviderRetryable
@@ -99,13 +99,15 @@ def deliver(
                                         retry_in_s=-wait_ms / 1000)
         return SendOutcome.QUEUED, None, None
     if wait_ms:
-        time.sleep(wait_ms / 1000)
+        with cpu_gate.waiting():
+            time.sleep(wait_ms / 1000)
     status, delivery, pmid, error, outcome, retry_in = "sent", "pending", None, None, SendOutcome.SENT, None
     attempts = 1
     with db.connection() as conn:   # from here on a crash may have reached the provider: look before resending
         message_store.mark_calling(conn, outbox_id=outbox_id)
     try:
-        result = call_provider(providers.for_channel(channel), chat_id, content, reference=reference)
+        with cpu_gate.waiting():
+            result = call_provider(providers.for_channel(channel), chat_id, content, reference=reference)
         pmid, delivery, attempts = result.provider_message_id, result.delivery_status, result.attempts
     except ProviderError as exc:
         attempts = exc.attempts

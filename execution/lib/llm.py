@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from execution.lib import cpu_gate
 from execution.lib.config import Settings
 
 REJECTED_STATUSES = frozenset({400, 401, 403, 404, 413, 422})
@@ -159,7 +160,8 @@ class ClaudeBackend:
         sdk = self._sdk
         started = time.monotonic()
         try:
-            message = self.client.messages.create(**self.request(prompt))
+            with cpu_gate.waiting():
+                message = self.client.messages.create(**self.request(prompt))
         except sdk.APIStatusError as exc:
             raise _status_error(exc, exc.status_code, _error_type(exc)) from None
         except sdk.APITimeoutError:
@@ -213,7 +215,8 @@ class OpenAICompatibleBackend:
         sdk = self._sdk
         started = time.monotonic()
         try:
-            completion = self.client.chat.completions.create(**self.request(prompt))
+            with cpu_gate.waiting():
+                completion = self.client.chat.completions.create(**self.request(prompt))
         except sdk.APIStatusError as exc:
             raise _status_error(exc, exc.status_code, _error_type(exc)) from None
         except sdk.APITimeoutError:

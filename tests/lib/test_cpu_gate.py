@@ -1,0 +1,76 @@
+"""lib/cpu_gate.py: at most N reply threads work at once; a thread waiting on the network gives its place back."""
+
+import threading
+import time
+
+from execution.lib import cpu_gate
+
+
+def test_at_most_the_gates_slots_work_at_once_and_waiting_frees_a_slot():
+    gate = threading.BoundedSemaphore(2)
+    lock = threading.Lock()
+    working, peak, waited_together = 0, 0, 0
+    waiting_now = 0
+
+    def answer():
+        nonlocal working, peak, waited_together, waiting_now
+        with cpu_gate.working(gate):
+            with lock:
+                working += 1
+                peak = max(peak, working)
+            time.sleep(0.02)                       # its own work
+            with lock:
+                working -= 1
+            with cpu_gate.waiting():               # a model call: the slot goes to another thread
+                with lock:
+                    waiting_now += 1
+                    waited_together = max(waited_together, waiting_now)
+                time.sleep(0.2)
+                with lock:
+                    waiting_now -= 1
+            with lock:
+                working += 1
+                peak = max(peak, working)
+            time.sleep(0.01)
+            with lock:
+                working -= 1
+
+    threads = [threading.Thread(target=answer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert peak == 2                                # never more than the slots
+    assert waited_together >= 6                     # the waits overlapped: the slots were given back
+    assert gate.acquire(blocking=False) and gate.acquire(blocking=False)   # every slot returned
+    gate.release()
+    gate.release()
+
+
+def test_nested_working_takes_one_slot_and_waiting_outside_is_a_no_op():
+    gate = threading.BoundedSemaphore(1)
+    with cpu_gate.waiting():                        # a send by the dispatcher: no gate held, nothing to give
+        pass
+    with cpu_gate.working(gate):
+        with cpu_gate.working(gate):                # re-entrant: would deadlock if it took a second slot
+            assert not gate.acquire(blocking=False)
+        with cpu_gate.waiting():
+            assert gate.acquire(blocking=False)     # free while waiting
+            gate.release()
+        assert not gate.acquire(blocking=False)     # taken again after the wait
+    assert gate.acquire(blocking=False)
+    gate.release()
+    with cpu_gate.working(None):                    # no gate: nothing is counted
+        with cpu_gate.waiting():
+            pass
+
+
+def test_an_exception_inside_gives_the_slot_back():
+    gate = threading.BoundedSemaphore(1)
+    try:
+        with cpu_gate.working(gate):
+            raise ValueError("boom")
+    except ValueError:
+        pass
+    assert gate.acquire(blocking=False)
+    gate.release()
