@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 RESUME_CHECK_EVERY_S = 60.0
 DEFER_S = 0.3
 CLAIM_LEASE_S = 20.0     # renewed every third of it while the answer runs
+QUEUED_PER_SLOT = 2      # claim no more while this many answers per gate slot wait to run
 CPU_SLOTS = 4            # answers running their own Python at once (lib/cpu_gate.py; measured in SETUP.md, Sizing)
 REDIS_RETRY_S = 2.0   # a Redis outage: try again soon, not after the whole lease
 
@@ -98,12 +99,13 @@ class Responder(PollingLoop):
         self._pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="reply")
         # At most this many answers run their own Python at once; their waits on a model or a provider
         # do not count (lib/cpu_gate.py). 0: no gate.
-        self._gate = threading.BoundedSemaphore(cpu_slots) if cpu_slots else None
+        self._gate = cpu_gate.Gate(cpu_slots) if cpu_slots else None
         self._in_flight: dict[Future, int] = {}
         self._lock = threading.Lock()
         self._next_resume_check = 0.0
         self._next_renewal = 0.0
         self._wake_on_finish = False
+        self._not_started = 0     # answers handed to the pool that have not reached the gate yet
 
     def _step(self) -> bool:
         snapshot = self.directives.current()
@@ -113,24 +115,42 @@ class Responder(PollingLoop):
         self._renew_claims()
         with self._lock:
             free = self.pool_size - len(self._in_flight)
+        if self._gate is not None:
+            # Answers queued at the gate would only wait here, while another process could start them.
+            with self._lock:
+                backlog = max(self._not_started, self._gate.queued)
+            free = min(free, QUEUED_PER_SLOT * self._gate.slots - backlog)
         if free <= 0:
-            return False        # a finishing answer wakes the loop
+            return False        # a finishing answer wakes the loop, or the next look after idle_s
         with self.db.transaction() as conn:
             due = conversation_store.claim_due_replies(conn, limit=free, lease_s=self.lease_s)
         for row in due:
+            with self._lock:
+                self._not_started += 1
             future = self._pool.submit(self._answer, row["id"], snapshot)
             with self._lock:
                 self._in_flight[future] = row["id"]
             future.add_done_callback(self._finished)
-        if len(due) == free:       # the pool is full: claim again as soon as an answer finishes
+        if len(due) == free:       # the pool (or the gate's queue) is full: claim again when an answer finishes
             self._wake_on_finish = True
             return True
         return False               # everything due is claimed: look again after idle_s
 
     def _answer(self, conversation_id: int, snapshot: Snapshot) -> AnswerReport:
-        with cpu_gate.working(self._gate):
-            return answer_claimed(self.db, self.redis, self.providers, conversation_id=conversation_id,
-                                  snapshot=snapshot, model=self.model)
+        started = False
+        try:
+            with cpu_gate.working(self._gate):
+                self._mark_started()
+                started = True
+                return answer_claimed(self.db, self.redis, self.providers, conversation_id=conversation_id,
+                                      snapshot=snapshot, model=self.model)
+        finally:
+            if not started:
+                self._mark_started()
+
+    def _mark_started(self) -> None:
+        with self._lock:
+            self._not_started -= 1
 
     def _renew_claims(self) -> None:
         """Keep the claims of the answers in progress: a short lease that a live responder renews, so a

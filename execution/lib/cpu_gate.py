@@ -25,8 +25,31 @@ from typing import Iterator
 _local = threading.local()
 
 
+class Gate:
+    """A semaphore that also says how many threads are queued at it (a responder claims no more
+    conversations than it can start soon: another process may take them)."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self._sem = threading.BoundedSemaphore(slots)
+        self._lock = threading.Lock()
+        self.queued = 0
+
+    def acquire(self, blocking: bool = True) -> bool:
+        with self._lock:
+            self.queued += 1
+        try:
+            return self._sem.acquire(blocking)
+        finally:
+            with self._lock:
+                self.queued -= 1
+
+    def release(self) -> None:
+        self._sem.release()
+
+
 @contextmanager
-def working(gate: threading.Semaphore | None) -> Iterator[None]:
+def working(gate: Gate | threading.Semaphore | None) -> Iterator[None]:
     """Hold one of the gate's slots for this block (re-entrant in one thread; None: no gate)."""
     if gate is None or getattr(_local, "gate", None) is not None:
         yield

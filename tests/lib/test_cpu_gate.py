@@ -74,3 +74,26 @@ def test_an_exception_inside_gives_the_slot_back():
         pass
     assert gate.acquire(blocking=False)
     gate.release()
+
+
+def test_the_gate_counts_the_threads_queued_at_it():
+    """A responder claims no more conversations than its gate can start soon (answer_due.QUEUED_PER_SLOT)."""
+    gate = cpu_gate.Gate(1)
+    release = threading.Event()
+
+    def hold():
+        with cpu_gate.working(gate):
+            release.wait(5)
+
+    threads = [threading.Thread(target=hold) for _ in range(4)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 5
+    while gate.queued < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert gate.queued == 3                  # one works, three wait
+    release.set()
+    for t in threads:
+        t.join(5)
+    assert gate.queued == 0 and gate.acquire(blocking=False)
+    gate.release()
