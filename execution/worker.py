@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None, *, resources=None) -> int:
         except KeyboardInterrupt:
             worker.stop_event.set()
         finally:
+            worker.stop()
             responder.stop()
             dispatcher.stop()
             jobs.stop()

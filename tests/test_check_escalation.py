@@ -384,3 +384,13 @@ def test_too_little_to_judge_is_never_escalated_by_likeness(rules, said):
 ])
 def test_a_search_a_price_question_or_a_cancelled_visit_is_not_an_escalation(rules, said):
     assert not check_escalation(said, directive=rules).escalate
+
+
+def test_a_one_word_example_is_still_escalated_as_written(rules):
+    """Short messages abstain unless they are (almost) an example: "human?" still reaches the agent."""
+    from execution.lib import meaning
+
+    short = [t for per in rules["examples"].values() for texts in per.values() for t in texts if meaning.too_short(t)]
+    assert short, "the directive has one-word examples to keep"
+    assert [t for t in short if not check_escalation(t, directive=rules).escalate] == []
+    assert check_escalation("HUMAN ?", directive=rules).escalate

@@ -19,6 +19,7 @@ import psycopg2.extensions
 import psycopg2.extras
 import psycopg2.pool
 
+from execution.lib import cpu_gate
 from execution.lib.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -119,8 +120,10 @@ class Database:
         """Borrow a connection; a broken one is discarded, an open transaction rolled back."""
         if self._pool is None:
             raise DatabaseUnavailable("database pool is not open")
-        if not self._slots.acquire(timeout=self._wait_s):
-            raise DatabaseUnavailable(f"no free database connection within {self._wait_s:g}s")
+        if not self._slots.acquire(blocking=False):
+            with cpu_gate.waiting():          # a reply thread waiting for a connection lets another one work
+                if not self._slots.acquire(timeout=self._wait_s):
+                    raise DatabaseUnavailable(f"no free database connection within {self._wait_s:g}s")
         conn = None
         try:
             conn = self._checkout()

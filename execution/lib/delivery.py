@@ -98,24 +98,25 @@ def deliver(
                                         delivery_status="pending", error=None, attempts=0,
                                         retry_in_s=-wait_ms / 1000)
         return SendOutcome.QUEUED, None, None
-    if wait_ms:
-        with cpu_gate.waiting():
-            time.sleep(wait_ms / 1000)
     status, delivery, pmid, error, outcome, retry_in = "sent", "pending", None, None, SendOutcome.SENT, None
     attempts = 1
-    with db.connection() as conn:   # from here on a crash may have reached the provider: look before resending
-        message_store.mark_calling(conn, outbox_id=outbox_id)
-    try:
-        with cpu_gate.waiting():
+    # From the slot to the provider's answer the thread does not queue for the reply gate again, or it
+    # would leave late and the next send on the number, on time, would follow it too closely.
+    with cpu_gate.waiting():
+        if wait_ms:
+            time.sleep(wait_ms / 1000)
+        with db.connection() as conn:   # from here on a crash may have reached the provider: look before resending
+            message_store.mark_calling(conn, outbox_id=outbox_id)
+        try:
             result = call_provider(providers.for_channel(channel), chat_id, content, reference=reference)
-        pmid, delivery, attempts = result.provider_message_id, result.delivery_status, result.attempts
-    except ProviderError as exc:
-        attempts = exc.attempts
-        status, delivery, error, outcome, retry_in = _outcome_of(exc, attempts_before, snapshot)
-    finally:
-        # The provider had the request at the latest when it answered: the next send on this number
-        # waits a whole interval from here, however late this one left.
-        _left_now(redis, channel, snapshot=snapshot)
+            pmid, delivery, attempts = result.provider_message_id, result.delivery_status, result.attempts
+        except ProviderError as exc:
+            attempts = exc.attempts
+            status, delivery, error, outcome, retry_in = _outcome_of(exc, attempts_before, snapshot)
+        finally:
+            # The provider had the request at the latest when it answered: the next send on this number
+            # waits a whole interval from here, however late this one left.
+            _left_now(redis, channel, snapshot=snapshot)
     try:
         _record(db, outbox_id, conversation_id, channel, status, delivery, pmid, error, retry_in, attempts)
     except psycopg2.IntegrityError:

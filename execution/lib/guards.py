@@ -15,6 +15,7 @@ from typing import Iterator
 
 import redis as redis_lib
 
+from execution.lib import cpu_gate
 from execution.lib.errors import LockBusy
 
 LOCK_CONVERSATION = "lock:conversation:"
@@ -104,7 +105,8 @@ class RedisLock:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise LockBusy(f"{self.key} is held by another worker")
-            time.sleep(min(delay, remaining))
+            with cpu_gate.waiting():      # a reply thread waiting here lets another one work
+                time.sleep(min(delay, remaining))
             delay = min(delay * 2, 0.2)
 
     def release(self) -> bool:

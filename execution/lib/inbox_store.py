@@ -174,6 +174,14 @@ def all_events_after(conn: Connection, *, after_id: int, also: list[int] = (), l
         return cur.fetchall()
 
 
+def event_ids_after(conn: Connection, *, after_id: int, also: list[int] = (), limit: int = 2000) -> list[dict]:
+    """all_events_after's ids alone: what the hub reads to keep its place while no tab listens."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT id FROM inbox_events WHERE id > %s OR id = ANY(%s::bigint[]) ORDER BY id LIMIT %s",
+                    (after_id, list(also), limit))
+        return cur.fetchall()
+
+
 def last_event_id(conn: Connection) -> int:
     with conn.cursor() as cur:
         cur.execute("SELECT coalesce(max(id), 0) AS id FROM inbox_events")

@@ -35,7 +35,8 @@ that category nearest to the message (similarity: the higher of the sentence vec
 the spellings' cosine). The category is accepted when its probability beats the probability that
 the message stays with the assistant by `meaning.margin`, its nearest example reaches
 `meaning.min_similarity`, and the message has at least MIN_WORDS words once references and figures
-are gone ("2", "و NH-0033؟" are too little to judge by likeness); otherwise the category is None. A message of several lines (a burst) is
+are gone ("2", "و NH-0033؟" are too little to judge by likeness) or is almost an example itself
+("human?"); otherwise the category is None. A message of several lines (a burst) is
 also judged line by line, so one line that needs the agent is not drowned by a greeting around it.
 
 How the settings were chosen. For the encoder (measured on tests/data/escalation_corpus.yaml):
@@ -63,6 +64,7 @@ from typing import Collection, NamedTuple
 
 import numpy as np
 
+from execution.lib import cpu_gate
 from execution.lib.directives import Directive, directives_root
 from execution.lib.text import normalize
 
@@ -84,7 +86,8 @@ _FIGURE = re.compile(r"[0-9٠-٩۰-۹][0-9٠-٩۰-۹.,٫]*\s*[%٪]?")
 
 STAYS = "stays"                               # the classifier's class of the non-examples
 NGRAMS = (2, 5)                               # character n-grams, shortest and longest, within words
-MIN_WORDS = 2                                 # a message with fewer words is never escalated by likeness
+MIN_WORDS = 2                                 # a message with fewer words is escalated by likeness only when
+EXACT_SIMILARITY = 0.9                        # it is (almost) one of the examples: "human?", "nemrtak?"
 SKELETON_NGRAMS = (2, 4)                      # n-grams of the consonant skeleton (see skeleton())
 SKELETON_WEIGHT = 0.7                         # the skeleton's n-gram vector's scale beside the spelling's
 ENCODER_WEIGHT = 0.5                          # the sentence vector's scale beside the (unit) n-gram vector
@@ -257,7 +260,8 @@ def _words(text: str) -> list[str]:
 
 def too_short(text: str) -> bool:
     """Fewer than two words once references and figures are gone ("2", "و NH-0033؟"): too little to
-    judge by likeness, where a slot number or a reference alone would look like a price offer."""
+    judge by likeness, where a slot number or a reference alone would look like a price offer. Such a
+    message is escalated by the examples only when it is almost one of them (EXACT_SIMILARITY)."""
     return len(_words(text)) < MIN_WORDS
 
 
@@ -446,7 +450,10 @@ def _index(directive: Directive) -> _Index:
                      for language, texts in per.items() for t in texts)
     non_examples = tuple(t for texts in directive["non_examples"].values() for t in texts)
     key = (directive.checksum, examples, non_examples)
-    with _BUILD_LOCK:                   # one build at a time: the first messages of a new version wait for it
+    if not _BUILD_LOCK.acquire(blocking=False):
+        with cpu_gate.waiting():        # one build at a time: a reply thread waiting for it lets others work
+            _BUILD_LOCK.acquire()
+    try:
         index = _INDEX.get(key)
         if index is None:
             _read_shipped(vectors_path(directive))
@@ -457,6 +464,8 @@ def _index(directive: Directive) -> _Index:
         while len(_BY_DIRECTIVE) >= _INDEX_KEEP:
             _BY_DIRECTIVE.pop(next(iter(_BY_DIRECTIVE)))
         _BY_DIRECTIVE[id(directive)] = (directive, index)   # kept alive with it, so the id is not reused
+    finally:
+        _BUILD_LOCK.release()
     return index
 
 
@@ -500,7 +509,7 @@ def nearest(text: str, directive: Directive, *, veto: Collection[str] = ()) -> N
             nearest_example, similarity = None, 0.0
         margin = float(p[best] - p[0]) if best is not None else -1.0
         accepted = (category is not None and margin >= settings["margin"] and similarity >= settings["min_similarity"]
-                    and not too_short(candidate))
+                    and (not too_short(candidate) or (bool(_words(candidate)) and similarity >= EXACT_SIMILARITY)))
         judged.append(Nearest(
             category if accepted else None, round(similarity, 4),
             index.texts[nearest_example] if nearest_example is not None else None,

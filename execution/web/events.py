@@ -73,11 +73,9 @@ class EventHub:
             try:
                 with self.db.connection() as conn:
                     if idle:
-                        # Nobody is listening: keep the position (one figure), not the rows. A tab that
-                        # subscribes later starts from here; one that reconnects replays from its own id.
-                        self.last_id = max(self.last_id, inbox_store.last_event_id(conn))
-                        gaps.clear()
-                        rows = []
+                        # Nobody is listening: keep the place and the ids still uncommitted (a tab that
+                        # reconnects replays from its own id, and gets a late one through the gaps).
+                        rows = inbox_store.event_ids_after(conn, after_id=self.last_id, also=list(gaps))
                     else:
                         rows = inbox_store.all_events_after(conn, after_id=self.last_id, also=list(gaps))
                     if time.monotonic() > next_prune:
@@ -95,7 +93,7 @@ class EventHub:
                     self.last_id = r["id"]
                 else:
                     gaps.pop(r["id"], None)
-            if not rows:
+            if not rows or idle:
                 continue
             for r in rows:
                 r["frame"] = _frame(r)     # once, not once per tab

@@ -97,3 +97,60 @@ def test_the_gate_counts_the_threads_queued_at_it():
         t.join(5)
     assert gate.queued == 0 and gate.acquire(blocking=False)
     gate.release()
+
+
+def test_a_thread_waiting_for_a_conversation_lock_or_a_connection_gives_its_slot_back(redis_client, database):
+    """Waits inside an answer (another worker's conversation lock, a busy pool) do not hold the gate."""
+    from execution.lib.db import Database
+    from execution.lib.errors import DatabaseUnavailable, LockBusy
+    from execution.lib.guards import conversation_lock
+
+    gate = cpu_gate.Gate(1)
+    held = conversation_lock(redis_client, 99, wait_ms=0).acquire()       # another worker answers it
+    outcome = {}
+
+    def answer():
+        with cpu_gate.working(gate):
+            try:
+                conversation_lock(redis_client, 99, wait_ms=600).acquire()
+            except LockBusy:
+                outcome["lock"] = "busy"
+
+    t = threading.Thread(target=answer)
+    t.start()
+    time.sleep(0.1)
+    assert _acquire_within(gate, 0.4)             # free while the other thread waits for the lock
+    gate.release()
+    t.join(5)
+    held.release()
+    assert outcome == {"lock": "busy"}
+
+    small = Database(database.dsn, maxconn=1, wait_s=0.6).open()
+    try:
+        def query():
+            with cpu_gate.working(gate):
+                try:
+                    with small.connection():
+                        pass
+                except DatabaseUnavailable:
+                    outcome["pool"] = "busy"
+
+        with small.connection():                  # the only connection is taken
+            t = threading.Thread(target=query)
+            t.start()
+            time.sleep(0.1)
+            assert _acquire_within(gate, 0.4)
+            gate.release()
+            t.join(5)
+        assert outcome["pool"] == "busy"
+    finally:
+        small.close()
+
+
+def _acquire_within(gate, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if gate.acquire(blocking=False):
+            return True
+        time.sleep(0.01)
+    return False

@@ -311,6 +311,8 @@ class GreenApiReceiver(ChannelProvider):
             chat = _dict(payload.get("senderData")).get("chatId")
         elif kind == "outgoingMessageStatus":
             chat = payload.get("chatId")
+        elif kind == "incomingCall":
+            chat = payload.get("from")      # applied in order with the caller's messages
         else:
             chat = None
         chat_id = chat if isinstance(chat, str) and chat else None

@@ -121,6 +121,10 @@ def test_calls_are_messages_of_their_own_kind():
     event = parse_webhook(call)
     assert event.kind is EventKind.CALL and event.message.message_type == "call"
     assert event_key(call) != event_key({**call, "status": "hangUp"})
+    # Stored with the caller's chat, so it is applied in order with that chat's messages.
+    from execution.lib.providers.green_api import GreenApiProvider
+
+    assert [e.chat_id for e in GreenApiProvider.envelopes(call)] == ["15550000001@c.us"]
 
 
 @pytest.mark.parametrize(
