@@ -104,7 +104,6 @@ class Responder(PollingLoop):
         self._lock = threading.Lock()
         self._next_resume_check = 0.0
         self._next_renewal = 0.0
-        self._wake_on_finish = False
         self._not_started = 0     # answers handed to the pool that have not reached the gate yet
 
     def _step(self) -> bool:
@@ -132,25 +131,16 @@ class Responder(PollingLoop):
                 self._in_flight[future] = row["id"]
             future.add_done_callback(self._finished)
         if len(due) == free:       # the pool (or the gate's queue) is full: claim again when an answer finishes
-            self._wake_on_finish = True
+            self.wake_when_one_finishes()
             return True
         return False               # everything due is claimed: look again after idle_s
 
     def _answer(self, conversation_id: int, snapshot: Snapshot) -> AnswerReport:
-        started = False
-        try:
-            with cpu_gate.working(self._gate):
-                self._mark_started()
-                started = True
-                return answer_claimed(self.db, self.redis, self.providers, conversation_id=conversation_id,
-                                      snapshot=snapshot, model=self.model)
-        finally:
-            if not started:
-                self._mark_started()
-
-    def _mark_started(self) -> None:
-        with self._lock:
-            self._not_started -= 1
+        with cpu_gate.working(self._gate):
+            with self._lock:
+                self._not_started -= 1
+            return answer_claimed(self.db, self.redis, self.providers, conversation_id=conversation_id,
+                                  snapshot=snapshot, model=self.model)
 
     def _renew_claims(self) -> None:
         """Keep the claims of the answers in progress: a short lease that a live responder renews, so a
@@ -167,9 +157,7 @@ class Responder(PollingLoop):
     def _finished(self, future: Future) -> None:
         with self._lock:
             self._in_flight.pop(future, None)
-            wake, self._wake_on_finish = self._wake_on_finish, False
-        if wake:
-            self.wake()
+        self.one_finished()
 
     def stop(self, timeout: float = 10.0) -> None:
         super().stop(timeout)

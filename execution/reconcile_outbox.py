@@ -165,7 +165,6 @@ class OutboxDispatcher(PollingLoop):
         self._in_flight: set[Future] = set()
         self._lock = threading.Lock()
         self._next_settle = 0.0
-        self._wake_on_finish = False
         # Sends due within this of each other go out in one claim: a channel's slot is met this late
         # at most, and many channels' slots do not make the loop poll the database at 100 Hz.
         self.min_idle_s = min_idle_s
@@ -186,7 +185,7 @@ class OutboxDispatcher(PollingLoop):
                 self._in_flight.add(future)
             future.add_done_callback(self._finished)
         if len(rows) == free:       # the pool is full: claim again as soon as a send finishes
-            self._wake_on_finish = True
+            self.wake_when_one_finishes()
             return True
         # Everything due now is claimed: sleep until the next queued send is due (a channel's pacing
         # slot), or a little while. A finishing send does not wake the loop: what it leaves behind is
@@ -205,9 +204,7 @@ class OutboxDispatcher(PollingLoop):
     def _finished(self, future: Future) -> None:
         with self._lock:
             self._in_flight.discard(future)
-            wake, self._wake_on_finish = self._wake_on_finish, False
-        if wake:
-            self.wake()
+        self.one_finished()
 
     def stop(self, timeout: float = 10.0) -> None:
         super().stop(timeout)

@@ -16,6 +16,7 @@ usage: python -m execution.viewing_reply --conversation 42    (what it would do;
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -61,10 +62,8 @@ def _viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, c
         return None
     rules, now = snapshot["viewing_rules"], now or datetime.now(timezone.utc)
     last_id = messages[-1]["id"]
+    timing = agent      # the agent's profile carries the scheduling columns (time zone, hours, own rules)
     with db.connection() as conn:
-        # The agent's profile carries the scheduling columns (tenant_store.agent_profile): no second read.
-        timing = agent if "working_hours" in agent else viewing_store.viewing_agent(
-            conn, agent_id=conversation["agent_id"])
         last = viewing_store.last_ai_generation(conn, conversation_id=conversation["id"])
         asked = viewing_store.awaiting_feedback(conn, conversation_id=conversation["id"],
                                                 within_hours=rules["feedback_window_hours"], first_id=messages[0]["id"])
@@ -73,14 +72,12 @@ def _viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, c
     # "2" or "٢" says nothing of a language: keep the one the times were offered in.
     lang = detect_language(text) if re.search(r"[^\W\d_]", text) else \
         ((last or {}).get("viewing_offer") or {}).get("language") or detect_language(text)
-    focused: list = []
 
+    @functools.cache
     def focus() -> dict | None:
         # The listing meant costs the conversation's state and the area names: read only when a step needs it.
-        if not focused:
-            with db.connection() as conn:
-                focused.append(_focus(conn, conversation, text))
-        return focused[0]
+        with db.connection() as conn:
+            return _focus(conn, conversation, text)
 
     def say(name: str, **kw) -> str:
         return localized(rules["messages"][name], lang, gender=agent.get("gender")).format(

@@ -8,7 +8,7 @@ trigger-like words. tests/data/escalation_holdout.yaml is 72 more (24 per langua
 the agent), written after the directive's examples were frozen and never used to choose them.
 Labelling policy: tests/data/README.md.
 
-Measured with directives/ai_behavior/escalation_triggers.md version 9 (rules unchanged since
+Measured with directives/ai_behavior/escalation_triggers.md version 10 (rules unchanged since
 version 7; 827 examples, 438 non-examples; margin 0.15, min_similarity 0.3). The examples decider
 is a classifier trained on the examples and non-examples, on sentence vectors beside character
 n-grams of the spelling and of the consonant skeleton, with references and figures left out of the

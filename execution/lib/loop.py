@@ -22,6 +22,9 @@ class PollingLoop:
 
     `step` returns True when it found work: the loop then runs again at once; otherwise it waits
     `idle_s` or until `wake()`. A database outage backs off exponentially up to `max_backoff_s`.
+    A loop that hands work to a pool calls `wake_when_one_finishes()` when the pool was full, and
+    `one_finished()` from each finished task: only then does a finished task wake it (waking on every
+    one made a busy loop poll the database a hundred times a second).
     """
 
     BEAT_EVERY_S = 5.0
@@ -38,9 +41,18 @@ class PollingLoop:
         self.stop_event = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._wake_on_finish = threading.Event()
 
     def wake(self, *_args) -> None:
         self._wake.set()
+
+    def wake_when_one_finishes(self) -> None:
+        self._wake_on_finish.set()
+
+    def one_finished(self) -> None:
+        if self._wake_on_finish.is_set():
+            self._wake_on_finish.clear()
+            self.wake()
 
     def run(self) -> None:
         failures = 0

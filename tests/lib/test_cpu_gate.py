@@ -9,39 +9,31 @@ from execution.lib import cpu_gate
 def test_at_most_the_gates_slots_work_at_once_and_waiting_frees_a_slot():
     gate = threading.BoundedSemaphore(2)
     lock = threading.Lock()
-    working, peak, waited_together = 0, 0, 0
-    waiting_now = 0
+    now = {"working": 0, "waiting": 0}
+    peak = {"working": 0, "waiting": 0}
+
+    def spend(kind: str, seconds: float) -> None:
+        with lock:
+            now[kind] += 1
+            peak[kind] = max(peak[kind], now[kind])
+        time.sleep(seconds)
+        with lock:
+            now[kind] -= 1
 
     def answer():
-        nonlocal working, peak, waited_together, waiting_now
         with cpu_gate.working(gate):
-            with lock:
-                working += 1
-                peak = max(peak, working)
-            time.sleep(0.02)                       # its own work
-            with lock:
-                working -= 1
+            spend("working", 0.02)                 # its own work
             with cpu_gate.waiting():               # a model call: the slot goes to another thread
-                with lock:
-                    waiting_now += 1
-                    waited_together = max(waited_together, waiting_now)
-                time.sleep(0.2)
-                with lock:
-                    waiting_now -= 1
-            with lock:
-                working += 1
-                peak = max(peak, working)
-            time.sleep(0.01)
-            with lock:
-                working -= 1
+                spend("waiting", 0.2)
+            spend("working", 0.01)
 
     threads = [threading.Thread(target=answer) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(10)
-    assert peak == 2                                # never more than the slots
-    assert waited_together >= 6                     # the waits overlapped: the slots were given back
+    assert peak["working"] == 2                     # never more than the slots
+    assert peak["waiting"] >= 6                     # the waits overlapped: the slots were given back
     assert gate.acquire(blocking=False) and gate.acquire(blocking=False)   # every slot returned
     gate.release()
     gate.release()
