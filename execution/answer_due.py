@@ -126,7 +126,8 @@ class Responder(PollingLoop):
         for row in due:
             with self._lock:
                 self._not_started += 1
-            future = self._pool.submit(self._answer, row["id"], snapshot)
+            due_at = row["reply_due_at"].timestamp() if row.get("reply_due_at") else time.time()
+            future = self._pool.submit(self._answer, row["id"], snapshot, due_at)
             with self._lock:
                 self._in_flight[future] = row["id"]
             future.add_done_callback(self._finished)
@@ -135,8 +136,9 @@ class Responder(PollingLoop):
             return True
         return False               # everything due is claimed: look again after idle_s
 
-    def _answer(self, conversation_id: int, snapshot: Snapshot) -> AnswerReport:
-        with cpu_gate.working(self._gate):
+    def _answer(self, conversation_id: int, snapshot: Snapshot, due_at: float) -> AnswerReport:
+        # The longest-waiting customer's reply gets the next free place, whatever step it is at.
+        with cpu_gate.working(self._gate, key=due_at):
             with self._lock:
                 self._not_started -= 1
             return answer_claimed(self.db, self.redis, self.providers, conversation_id=conversation_id,

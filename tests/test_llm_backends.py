@@ -1,6 +1,8 @@
 """The model interface on its own: the real SDKs against the fake servers, error mapping, settings,
 tool-input validation, the prompt helpers."""
 
+import threading
+
 import pytest
 
 from execution.assistant_tools import BY_NAME
@@ -72,6 +74,43 @@ def test_claude_connection_reset_is_unavailable(anthropic_fake):
     anthropic_fake.plan(A.reset())
     with pytest.raises(ModelUnavailable, match="connection"):
         backend.complete(_prompt())
+
+
+@pytest.mark.parametrize("body", [b"not json", b'{"content": "a string"}', b'{"id": "msg_1"}',
+                                  b'{"content": [{"type": "tool_use", "input": {}}]}'],
+                         ids=["not-json", "content-not-a-list", "no-content", "tool-use-without-id"])
+def test_claude_answer_that_is_not_a_message_is_unavailable(anthropic_fake, body):
+    """The body is read without the SDK's models: a broken one is the model's failure, never a crash."""
+    backend = ClaudeBackend(api_key="k", model="claude-sonnet-5-5", base_url=anthropic_fake.url, max_retries=0)
+    anthropic_fake.plan(A.raw(200, body))
+    with pytest.raises(ModelUnavailable, match="malformed response"):
+        backend.complete(_prompt())
+
+
+def test_each_thread_keeps_one_client_and_clients_share_one_tls_context(anthropic_fake):
+    """Replies share SDK clients 16 threads to one (each client's connection pool walks all of its
+    connections on every request); a thread always gets the same client."""
+    backend = ClaudeBackend(api_key="k", model="claude-sonnet-5-5", base_url=anthropic_fake.url, max_retries=0,
+                            connections=40)
+    assert len(backend._clients) == 3
+    seen: dict[int, list] = {}
+
+    def use():
+        mine = [backend.client for _ in range(3)]
+        seen[threading.get_ident()] = mine
+        backend.complete(_prompt())
+
+    threads = [threading.Thread(target=use) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert all(a is b is c for a, b, c in seen.values())              # a thread keeps its client
+    clients = {id(v[0]): v[0] for v in seen.values()}
+    assert len(clients) == 3                                          # six threads, round robin over three
+    contexts = {id(c._client._transport._pool._ssl_context) for c in clients.values()}
+    assert len(contexts) == 1
+    assert len(anthropic_fake.requests) == 6
 
 
 def test_openai_compatible_tool_calls_and_errors(openai_fake):

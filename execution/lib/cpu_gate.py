@@ -4,11 +4,15 @@ A process answers hundreds of conversations at once on `REPLY_WORKERS` threads, 
 interpreter lock. When all of them are runnable (a burst: every model answer arriving within a
 second), the lock is handed round them all, so every reply advances a little and all of them finish
 late, while the event worker, which applies the next customers' messages, waits its turn behind
-hundreds of threads. With a gate, at most `slots` reply threads work at a time, in the order they
-came, and each gives its place back while it waits on the network: replies finish in order, sooner,
-and the other loops keep their share.
+hundreds of threads. With a gate, at most `slots` reply threads work at a time and each gives its
+place back while it waits on the network: replies finish sooner and the other loops keep their share.
 
-    with cpu_gate.working(gate):        # a reply thread's whole answer
+A freed place goes to the waiting thread with the lowest `key`: the answers pass the key of their
+customer's message time, so a reply back from its model call with a draft to check and send goes
+before an answer that has not started, and the customer who has waited longest is served first
+(earliest deadline first: the oldest reply is never held back by newer ones).
+
+    with cpu_gate.working(gate, key=due_at):  # a reply thread's whole answer
         ...
         with cpu_gate.waiting():        # around a model call, a provider call, a pacing sleep
             ...
@@ -18,6 +22,8 @@ and the other loops keep their share.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
 from contextlib import contextmanager
 from typing import Iterator
@@ -26,36 +32,55 @@ _local = threading.local()
 
 
 class Gate:
-    """A semaphore that also says how many threads are queued at it (a responder claims no more
-    conversations than it can start soon: another process may take them)."""
+    """`slots` places, handed to waiting threads lowest key first (ties: first come); it also says how
+    many threads are queued at it (a responder claims no more conversations than it can start soon:
+    another process may take them)."""
 
     def __init__(self, slots: int) -> None:
+        if slots < 1:
+            raise ValueError("a gate needs at least one slot")
         self.slots = slots
-        self._sem = threading.BoundedSemaphore(slots)
+        self._free = slots
         self._lock = threading.Lock()
-        self.queued = 0
+        self._waiters: list[tuple[float, int, threading.Lock]] = []
+        self._arrival = itertools.count()
 
-    def acquire(self, blocking: bool = True) -> bool:
+    @property
+    def queued(self) -> int:
+        return len(self._waiters)
+
+    def acquire(self, blocking: bool = True, key: float = 0.0) -> bool:
         with self._lock:
-            self.queued += 1
-        try:
-            return self._sem.acquire(blocking)
-        finally:
-            with self._lock:
-                self.queued -= 1
+            if self._free:
+                self._free -= 1
+                return True
+            if not blocking:
+                return False
+            handoff = threading.Lock()
+            handoff.acquire()
+            heapq.heappush(self._waiters, (key, next(self._arrival), handoff))
+        handoff.acquire()       # released by the thread that hands this one its place
+        return True
 
     def release(self) -> None:
-        self._sem.release()
+        with self._lock:
+            if self._waiters:
+                heapq.heappop(self._waiters)[2].release()     # the place passes on; it is never free between
+            elif self._free < self.slots:
+                self._free += 1
+            else:
+                raise ValueError("gate released more often than acquired")
 
 
 @contextmanager
-def working(gate: Gate | threading.Semaphore | None) -> Iterator[None]:
-    """Hold one of the gate's slots for this block (re-entrant in one thread; None: no gate)."""
+def working(gate: Gate | None, key: float = 0.0) -> Iterator[None]:
+    """Hold one of the gate's places for this block, asking for it (and again after each wait) with
+    `key`; lower keys are served first. Re-entrant in one thread; None: no gate."""
     if gate is None or getattr(_local, "gate", None) is not None:
         yield
         return
-    gate.acquire()
-    _local.gate = gate
+    gate.acquire(key=key)
+    _local.gate, _local.key = gate, key
     try:
         yield
     finally:
@@ -65,7 +90,7 @@ def working(gate: Gate | threading.Semaphore | None) -> Iterator[None]:
 
 @contextmanager
 def waiting() -> Iterator[None]:
-    """Give the slot back while this thread waits on something outside the process; take it again after."""
+    """Give the place back while this thread waits on something outside the process; take it again after."""
     gate = getattr(_local, "gate", None)
     if gate is None:
         yield
@@ -75,5 +100,5 @@ def waiting() -> Iterator[None]:
     try:
         yield
     finally:
-        gate.acquire()
+        gate.acquire(key=_local.key)
         _local.gate = gate

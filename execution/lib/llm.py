@@ -20,7 +20,9 @@ carry the HTTP status and error type only, never the request (it quotes the cust
 
 from __future__ import annotations
 
+import itertools
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -109,13 +111,57 @@ class ModelBackend(Protocol):
     def complete(self, prompt: Prompt) -> ModelTurn: ...
 
 
-def _http_client(sdk, connections: int):
-    """The SDK's own HTTP client, keeping as many connections alive as replies are written at once
-    (every reply thread shares one client; each new connection to the API costs a TLS handshake)."""
-    import httpx
+def _http_client(sdk, connections: int, ssl_context):
+    """The SDK's own HTTP client, keeping alive as many connections as threads use it."""
+    httpx = _httpx()
+    size = max(4, connections)
+    return sdk.DefaultHttpxClient(verify=ssl_context,
+                                  limits=httpx.Limits(max_connections=size * 2, max_keepalive_connections=size))
 
-    size = max(10, connections)
-    return sdk.DefaultHttpxClient(limits=httpx.Limits(max_connections=size * 2, max_keepalive_connections=size))
+
+def _httpx():
+    try:
+        import httpx2 as httpx      # what the SDKs of this version are built on
+    except ImportError:             # pragma: no cover - older SDKs
+        import httpx
+    return httpx
+
+
+class ClientShards:
+    """SDK clients, each with its own small connection pool; a thread always uses the same one.
+
+    The SDK's connection pool walks all of its connections (and probes each idle socket) under one
+    lock on every request and every response. With hundreds of replies in flight on one client that
+    walk cost more interpreter time than the rest of the model call, and the threads queued on its
+    lock. THREADS_PER_CLIENT threads share a client; clients are made on first use, all with one TLS
+    context (loading the certificate authorities is the costly part of making a client)."""
+
+    THREADS_PER_CLIENT = 16
+
+    def __init__(self, make, threads: int) -> None:
+        self._make = make
+        self._ssl = None
+        self._clients: list = [None] * max(1, -(-threads // self.THREADS_PER_CLIENT))
+        self._turn = itertools.count()
+        self._mine = threading.local()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    def get(self):
+        i = getattr(self._mine, "index", None)
+        if i is None:
+            i = self._mine.index = next(self._turn) % len(self._clients)
+        client = self._clients[i]
+        if client is None:
+            with self._lock:
+                client = self._clients[i]
+                if client is None:
+                    if self._ssl is None:
+                        self._ssl = _httpx().create_ssl_context()
+                    client = self._clients[i] = self._make(self.THREADS_PER_CLIENT, self._ssl)
+        return client
 
 
 def _status_error(exc, status: int, kind: str | None) -> ModelError:
@@ -141,8 +187,16 @@ class ClaudeBackend:
 
         self._sdk = anthropic
         self.model = model
-        self.client = anthropic.Anthropic(api_key=api_key, base_url=base_url, timeout=min(timeout_s, 30.0),
-                                          max_retries=max_retries, http_client=_http_client(anthropic, connections))
+        self._clients = ClientShards(
+            lambda size, tls: anthropic.Anthropic(api_key=api_key, base_url=base_url, timeout=min(timeout_s, 30.0),
+                                                  max_retries=max_retries,
+                                                  http_client=_http_client(anthropic, size, tls)),
+            connections)
+
+    @property
+    def client(self):
+        """This thread's SDK client."""
+        return self._clients.get()
 
     def request(self, prompt: Prompt) -> dict:
         """The Messages API request body (also what --dry-run prints)."""
@@ -161,20 +215,34 @@ class ClaudeBackend:
         started = time.monotonic()
         try:
             with cpu_gate.waiting():
-                message = self.client.messages.create(**self.request(prompt))
+                # The raw response: the body is read as plain JSON below, not built into the SDK's
+                # models (a tenth of the call's interpreter time); errors still raise as usual.
+                raw = self.client.messages.with_raw_response.create(**self.request(prompt))
         except sdk.APIStatusError as exc:
             raise _status_error(exc, exc.status_code, _error_type(exc)) from None
         except sdk.APITimeoutError:
             raise ModelUnavailable("timeout") from None
         except sdk.APIConnectionError:
             raise ModelUnavailable("connection failed") from None
-        texts = [b.text for b in message.content if b.type == "text"]
-        calls = tuple(ToolCall(b.id, b.name, dict(b.input or {})) for b in message.content if b.type == "tool_use")
-        u = message.usage
-        usage = Usage(u.input_tokens or 0, u.output_tokens or 0, getattr(u, "cache_read_input_tokens", 0) or 0,
-                      getattr(u, "cache_creation_input_tokens", 0) or 0)
-        return ModelTurn("\n".join(texts).strip(), calls, usage, message.stop_reason,
-                         int((time.monotonic() - started) * 1000))
+        return _anthropic_turn(raw.http_response, started)
+
+
+def _anthropic_turn(response, started: float) -> ModelTurn:
+    """A Messages API response body as a ModelTurn; a body that is not one is the model's failure."""
+    try:
+        body = response.json()
+        blocks = body["content"]
+        texts = [b["text"] for b in blocks if b.get("type") == "text"]
+        calls = tuple(ToolCall(str(b["id"]), str(b["name"]), dict(b.get("input") or {}))
+                      for b in blocks if b.get("type") == "tool_use")
+        u = body.get("usage") or {}
+        usage = Usage(int(u.get("input_tokens") or 0), int(u.get("output_tokens") or 0),
+                      int(u.get("cache_read_input_tokens") or 0), int(u.get("cache_creation_input_tokens") or 0))
+        stop = body.get("stop_reason")
+        text = "\n".join(str(t) for t in texts).strip()
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ModelUnavailable("malformed response") from None
+    return ModelTurn(text, calls, usage, stop, int((time.monotonic() - started) * 1000))
 
 
 def _anthropic_message(m: dict) -> dict:
@@ -199,9 +267,16 @@ class OpenAICompatibleBackend:
         self._sdk = openai
         self.model = model
         # Local servers take any key; the SDK insists on one.
-        self.client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed",
-                                    timeout=min(timeout_s, 30.0), max_retries=max_retries,
-                                    http_client=_http_client(openai, connections))
+        self._clients = ClientShards(
+            lambda size, tls: openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed",
+                                            timeout=min(timeout_s, 30.0), max_retries=max_retries,
+                                            http_client=_http_client(openai, size, tls)),
+            connections)
+
+    @property
+    def client(self):
+        """This thread's SDK client."""
+        return self._clients.get()
 
     def request(self, prompt: Prompt) -> dict:
         messages = [{"role": "system", "content": prompt.stable + ("\n\n" + prompt.context if prompt.context else "")}]

@@ -17,6 +17,7 @@ A planned answer is one of:
                                        -> {"type": "error", "error": {...}} with that HTTP status
     slow(seconds, then=None)           -> wait, then answer `then` (default: the next default answer)
     reset()                            -> close the connection without an answer
+    raw(status, body)                  -> exactly these bytes as the JSON body (a broken answer)
 
 Usage is reported on every message: input_tokens / output_tokens estimated from the JSON size
 (about four characters a token), and prompt caching simulated per breakpoint: the first request
@@ -102,6 +103,12 @@ class Reset:
     pass
 
 
+@dataclass
+class Raw:
+    status: int
+    body: bytes
+
+
 def text(value: str) -> Turn:
     return Turn([{"type": "text", "text": value}])
 
@@ -131,6 +138,10 @@ def slow(seconds: float, then: Any = None) -> Slow:
 
 def reset() -> Reset:
     return Reset()
+
+
+def raw(status: int, body: bytes | str) -> Raw:
+    return Raw(status, body.encode() if isinstance(body, str) else body)
 
 
 # ------------------------------------------------------------------ helpers
@@ -342,6 +353,10 @@ class FakeAnthropic:
             record["status"] = answer.status
             self._send_json(handler, *self._error_body(answer))
             return
+        if isinstance(answer, Raw):
+            record["status"] = answer.status
+            self._send_bytes(handler, answer.status, answer.body, {"request-id": self._next_id("req")})
+            return
         if not isinstance(answer, Turn):
             raise TypeError(f"not a planned answer: {answer!r}")
         message = self._message(body, answer)
@@ -438,13 +453,15 @@ class FakeAnthropic:
         return err.status, body, headers
 
     def _send_json(self, handler: BaseHTTPRequestHandler, status: int, body: dict, headers: dict) -> None:
-        data = json.dumps(body).encode()
+        headers = dict(headers)
+        headers.setdefault("request-id", body.get("request_id") or self._next_id("req"))
+        self._send_bytes(handler, status, json.dumps(body).encode(), headers)
+
+    def _send_bytes(self, handler: BaseHTTPRequestHandler, status: int, data: bytes, headers: dict) -> None:
         try:
             handler.send_response(status)
             handler.send_header("Content-Type", "application/json")
             handler.send_header("Content-Length", str(len(data)))
-            headers = dict(headers)
-            headers.setdefault("request-id", body.get("request_id") or self._next_id("req"))
             for name, value in headers.items():
                 handler.send_header(name, value)
             handler.end_headers()

@@ -7,7 +7,7 @@ from execution.lib import cpu_gate
 
 
 def test_at_most_the_gates_slots_work_at_once_and_waiting_frees_a_slot():
-    gate = threading.BoundedSemaphore(2)
+    gate = cpu_gate.Gate(2)
     lock = threading.Lock()
     now = {"working": 0, "waiting": 0}
     peak = {"working": 0, "waiting": 0}
@@ -40,7 +40,7 @@ def test_at_most_the_gates_slots_work_at_once_and_waiting_frees_a_slot():
 
 
 def test_nested_working_takes_one_slot_and_waiting_outside_is_a_no_op():
-    gate = threading.BoundedSemaphore(1)
+    gate = cpu_gate.Gate(1)
     with cpu_gate.waiting():                        # a send by the dispatcher: no gate held, nothing to give
         pass
     with cpu_gate.working(gate):
@@ -58,7 +58,7 @@ def test_nested_working_takes_one_slot_and_waiting_outside_is_a_no_op():
 
 
 def test_an_exception_inside_gives_the_slot_back():
-    gate = threading.BoundedSemaphore(1)
+    gate = cpu_gate.Gate(1)
     try:
         with cpu_gate.working(gate):
             raise ValueError("boom")
@@ -146,3 +146,72 @@ def _acquire_within(gate, seconds: float) -> bool:
             return True
         time.sleep(0.01)
     return False
+
+
+def test_a_freed_place_goes_to_the_lowest_key_and_nobody_jumps_the_queue():
+    """Earliest deadline first: the reply whose customer wrote first gets the next place, whether it
+    is starting or coming back from its model call; a newcomer does not take a place that is being
+    handed on."""
+    gate = cpu_gate.Gate(1)
+    order: list[float] = []
+    gate.acquire(key=0)
+    threads = []
+    for key in (3.0, 1.0, 2.0):
+        t = threading.Thread(target=lambda k=key: (gate.acquire(key=k), order.append(k), gate.release()))
+        t.start()
+        threads.append(t)
+        while gate.queued < len(threads):
+            time.sleep(0.001)
+    gate.release()
+    for t in threads:
+        t.join(5)
+    assert order == [1.0, 2.0, 3.0]
+    assert gate.queued == 0 and gate.acquire(blocking=False)
+    gate.release()
+
+
+def test_waiting_asks_again_with_the_same_key():
+    gate = cpu_gate.Gate(1)
+    order: list[str] = []
+    back = threading.Event()
+
+    def old_reply():
+        with cpu_gate.working(gate, key=1.0):
+            with cpu_gate.waiting():
+                back.wait(5)                      # its model call; meanwhile a newer reply takes the place
+            order.append("old")
+
+    def new_reply(name: str, key: float, hold_until_queued: int = 0):
+        with cpu_gate.working(gate, key=key):
+            order.append(name)
+            deadline = time.monotonic() + 5
+            while gate.queued < hold_until_queued and time.monotonic() < deadline:
+                time.sleep(0.001)
+
+    first = threading.Thread(target=old_reply)
+    first.start()
+    while gate.acquire(blocking=False) is False:
+        time.sleep(0.001)
+    gate.release()                                # the old reply is waiting: its place is free
+    holder = threading.Thread(target=new_reply, args=("newer", 5.0, 2))   # holds on until both wait
+    holder.start()
+    while gate.acquire(blocking=False):           # wait until "newer" holds the place
+        gate.release()
+        time.sleep(0.001)
+    late = threading.Thread(target=new_reply, args=("newest", 9.0))
+    late.start()
+    while gate.queued < 1:
+        time.sleep(0.001)
+    back.set()                                    # the old reply's answer arrives while "newest" waits
+    for t in (first, holder, late):
+        t.join(5)
+    assert order == ["newer", "old", "newest"]
+
+
+def test_a_gate_refuses_more_releases_than_acquires():
+    gate = cpu_gate.Gate(1)
+    try:
+        gate.release()
+    except ValueError:
+        return
+    raise AssertionError("released a place it never gave")

@@ -32,7 +32,7 @@ from execution.lib.providers.base import (
     WebhookRequest,
     unauthorized,
 )
-from execution.lib.providers.http import counted, post, retry_policy
+from execution.lib.providers.http import counted, new_session, post, retry_policy
 from execution.lib.security import decrypt_secret, token_matches
 
 if TYPE_CHECKING:  # requests is imported where it is used: urllib3 probes sockets at import time
@@ -378,7 +378,7 @@ class GreenApiProvider(GreenApiReceiver):
         self._exceptions = requests.exceptions
         self._base = f"{(api_url or DEFAULT_API_URL).rstrip('/')}/waInstance{id_instance}"
         self._token = api_token
-        self._session = session or requests.Session()
+        self._session = session or new_session()
         self._timeout = (connect_timeout_s, read_timeout_s)
         self._retrying = retry_policy(max_attempts=max_attempts, max_total_s=max_total_s, backoff_s=backoff_s)
 

@@ -66,6 +66,30 @@ def post(session: requests.Session, url: str, *, method: str, timeout: tuple[flo
         raise ProviderOutcomeUnknown(f"{method}: connection lost") from None
 
 
+def new_session() -> requests.Session:
+    """A requests session that reads the environment's proxy and CA settings once per host.
+
+    A plain session reads them on every request (walking the whole environment: a fifth of a send's
+    interpreter time). They are settings of the process, fixed when it starts."""
+    import requests
+
+    class Session(requests.Session):
+        def __init__(self) -> None:
+            super().__init__()
+            self._environment: dict[str, dict] = {}
+
+        def merge_environment_settings(self, url, proxies, stream, verify, cert):
+            if proxies or stream is not None or verify is not None or cert is not None or not self.trust_env:
+                return super().merge_environment_settings(url, proxies, stream, verify, cert)
+            origin = "/".join(url.split("/", 3)[:3])        # scheme://host:port
+            settings = self._environment.get(origin)
+            if settings is None:
+                settings = self._environment[origin] = super().merge_environment_settings(url, {}, None, None, None)
+            return {**settings, "proxies": dict(settings["proxies"])}
+
+    return Session()
+
+
 def _never_connected(exc: Exception) -> bool:
     text = repr(exc.args)
     return "NewConnectionError" in text or "Connection refused" in text or "Name or service not known" in text

@@ -22,7 +22,7 @@ from execution.lib.providers.base import (
     WebhookRequest,
     unauthorized,
 )
-from execution.lib.providers.http import counted, post, retry_policy
+from execution.lib.providers.http import counted, new_session, post, retry_policy
 from execution.lib.providers.meta_cloud_parse import cut_envelopes, parse_envelope
 from execution.lib.security import decrypt_secret, hash_token
 
@@ -102,7 +102,7 @@ class MetaCloudProvider(ChannelProvider):
 
         self._url = f"{(api_url or DEFAULT_API_URL).rstrip('/')}/{phone_number_id}/messages"
         self._token = access_token
-        self._session = session or requests.Session()
+        self._session = session or new_session()
         self._timeout = (connect_timeout_s, read_timeout_s)
         self._retrying = retry_policy(max_attempts=max_attempts, max_total_s=max_total_s, backoff_s=backoff_s)
 
