@@ -3,7 +3,7 @@
 Reads: the escalation_triggers directive. Writes nothing: the decider only decides;
 escalate_conversation acts on the decision (handoff reply, HUMAN, escalation row, agent alert).
 First the rules: the text is normalised (text.normalize) and every language's patterns are tried;
-a match escalates at once, unless one of that rule's exclusions matches too. When no rule
+a match escalates at once, unless it lies inside a match of one of that rule's exclusions. When no rule
 matches, the examples: a classifier trained on the directive's example messages and look-alikes
 (execution/lib/meaning.py) says how likely each category is, and the message is escalated when a
 category beats "stays with the assistant" by the directive's `meaning` settings; a category a
@@ -68,20 +68,25 @@ def check_escalation(text: str, *, directive: Directive, agent_name: str = "the 
     excluded: list[str] = []
     excused: set[str] = set()           # categories an exclusion ruled out for this message
     for rule, patterns, exclusions in _rules(directive):
+        # Exclusions name the look-alikes ("no discount needed", "my lawyer checked it"): a match inside
+        # one does not count, a match elsewhere in the message still does.
+        covered = [m.span() for e in exclusions for m in e.finditer(folded)]
+        spared = None
         for lang, pattern in patterns:
-            match = pattern.search(folded)
-            if not match:
-                continue
-            veto = next((e for e in exclusions if e.search(folded)), None)
-            if veto is not None:
-                excluded.append(f"{rule['id']}: {match.group(0)!r} is excused by exclusion {veto.pattern!r}")
-                excused.add(rule["category"])
-                break
-            reply = localized(rule["reply"], language, gender=agent_gender).format(agent_name=agent_name)
-            return EscalationDecision(
-                True, language, rule["id"], rule["category"], match.group(0), lang, reply,
-                why=f"{lang} pattern of rule {rule['id']} matched {match.group(0)!r}", excluded=tuple(excluded),
-            )
+            for match in pattern.finditer(folded):
+                start, end = match.span()
+                veto = next((s for s in covered if s[0] < end and start < s[1]), None) if covered else None
+                if veto is not None:
+                    spared = spared or (match.group(0), folded[veto[0]:veto[1]])
+                    continue
+                reply = localized(rule["reply"], language, gender=agent_gender).format(agent_name=agent_name)
+                return EscalationDecision(
+                    True, language, rule["id"], rule["category"], match.group(0), lang, reply,
+                    why=f"{lang} pattern of rule {rule['id']} matched {match.group(0)!r}", excluded=tuple(excluded),
+                )
+        if spared is not None:
+            excluded.append(f"{rule['id']}: {spared[0]!r} is excused by exclusion match {spared[1]!r}")
+            excused.add(rule["category"])
     if not use_examples or not text.strip():
         return EscalationDecision(False, language, why="no rule matched", excluded=tuple(excluded))
     near = meaning.nearest(text, directive, veto=excused)
