@@ -258,7 +258,11 @@ def test_the_production_steps_answer_once_survive_an_upgrade_and_stop_cleanly(
             os.kill(web.pid, signal.SIGHUP)
             # One at a time: each old process drains (up to 10 s) and each new one starts and warms its
             # decider; on a loaded CI machine the pair has taken over a minute.
-            wait_for(lambda: len(web_processes(web.pid) - before) == 2, timeout=150, step=0.2)
+            try:
+                wait_for(lambda: len(web_processes(web.pid) - before) == 2, timeout=150, step=0.2)
+            except AssertionError:
+                raise AssertionError(f"processes {before} -> {web_processes(web.pid)}; serve log:\n"
+                                     f"{serve_log.read_text()[-4000:]}") from None
             assert watch.stop().failures == [] and watch.asked >= 5, watch.failures
             assert requests.get(f"{base}/health", timeout=5).json()["status"] == "ok"
 
