@@ -31,6 +31,8 @@ from execution.migrate import require_migrated
 
 log = logging.getLogger(__name__)
 
+STARTUP_WAIT_S = 60
+
 
 
 def preflight() -> dict:
@@ -52,6 +54,11 @@ def serve(*, host: str, port: int, workers: int, proxy_headers: bool = False,
           forwarded_allow_ips: str | None = None, app: str = "main:app") -> int:
     config = uvicorn.Config(app, host=host, port=port, workers=workers, proxy_headers=proxy_headers,
                             forwarded_allow_ips=forwarded_allow_ips, timeout_graceful_shutdown=10,
+                            # A reload waits this long for each new process to finish its start-up (it trains the
+                            # escalation decider before it serves) before giving up and keeping the old one; a
+                            # process that fails its start-up exits and is given up at once. uvicorn's 5 s
+                            # aborted reloads on a busy machine.
+                            timeout_worker_healthcheck=STARTUP_WAIT_S,
                             # No access log: it would print query strings (an inbox search, Meta's verify token).
                             log_config=None, access_log=False)
     # Always under uvicorn's supervisor, even for one process: SIGHUP then replaces the processes one at a

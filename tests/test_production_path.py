@@ -256,8 +256,8 @@ def test_the_production_steps_answer_once_survive_an_upgrade_and_stop_cleanly(
             assert web_processes(web.pid) == before and web.poll() is None
             assert step(install, "execution.migrate")["applied"] == ["999_next_release.sql"]
             os.kill(web.pid, signal.SIGHUP)
-            # One at a time: each old process drains (up to 10 s) and each new one starts and warms its
-            # decider; on a loaded CI machine the pair has taken over a minute.
+            # One at a time: each new process starts and trains its decider (serve waits up to 60 s for
+            # it; uvicorn's own 5 s aborted this reload in loaded CI runs), then the old one drains.
             try:
                 wait_for(lambda: len(web_processes(web.pid) - before) == 2, timeout=150, step=0.2)
             except AssertionError:
@@ -320,3 +320,29 @@ def test_serve_exits_3_when_its_web_processes_fail_their_start_up(workers, tmp_p
             raise AssertionError(f"serve kept running:\n{log.read_text()[-3000:]}") from None
     assert code == 3, log.read_text()[-3000:]
     assert "this app refuses to start" in log.read_text()
+
+
+def test_a_reload_waits_for_a_new_process_that_is_slow_to_start(tmp_path):
+    """uvicorn gives a new process 5 s to be ready before it aborts a reload and keeps the old one; the
+    real app trains its escalation decider at start-up, which on a busy machine takes longer."""
+    port = free_port()
+    slow = tmp_path / "slow"
+    program = ("import sys; from execution.serve import serve; "
+               f"sys.exit(serve(host='127.0.0.1', port={port}, workers=1, app='tests.app_slow_startup:app'))")
+    log = tmp_path / "serve.log"
+    with started([sys.executable, "-c", program], cwd=ROOT, env=operator_env(SLOW_STARTUP_FILE=str(slow)),
+                 log=log) as proc:
+        def pid():
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/health", timeout=2).json()["pid"]
+            except requests.RequestException:
+                return None
+
+        first = wait_for(pid, timeout=60, step=0.2)
+        slow.write_text("8")                            # the next process takes 8 s to be ready
+        os.kill(proc.pid, signal.SIGHUP)
+        try:
+            wait_for(lambda: pid() not in (None, first), timeout=60, step=0.2)
+        except AssertionError:
+            raise AssertionError(f"not replaced:\n{log.read_text()[-3000:]}") from None
+        assert "aborting the restart" not in log.read_text()
