@@ -45,7 +45,7 @@ a sampling profiler into the app's processes and prints where each thread pool s
 sampling costs CPU: such a run's figures are not comparable). OPENBLAS_NUM_THREADS / OMP_NUM_THREADS /
 MKL_NUM_THREADS set for the bench are passed to the app and shown in the command line.
 
-usage: python bench/generation.py [--chats 500] [--channels 100] [--spread 5] [--processes 1|2]
+usage: python bench/generation.py [--chats 500] [--channels 100] [--spread 5] [--processes 1|2] [--workers 0-4]
          [--model-latency 2.0] [--reply-workers 512] [--db-pool-max 40] [--max-retries 0] [--redis-db 13]
          [--no-warmup] [--profile]
 Uses BENCH_DATABASE_URL / BENCH_REDIS_URL as bench/pipeline.py does (Redis database index --redis-db,
@@ -609,6 +609,9 @@ def main() -> int:
     ap.add_argument("--channels", type=int, default=100, help="Green API channels of the one agent")
     ap.add_argument("--processes", type=int, choices=(1, 2), default=1,
                     help="2: plus one `python -m execution.worker` on the same database and Redis")
+    ap.add_argument("--workers", type=int, choices=(0, 1, 2, 3, 4), default=0,
+                    help="the production layout: the web process only takes webhooks (RUN_WORKER=false) and this "
+                         "many `python -m execution.worker` processes answer (0: the web process answers too)")
     ap.add_argument("--spread", type=float, default=5.0, help="seconds over which the first messages arrive")
     ap.add_argument("--model-latency", type=float, default=2.0, help="seconds the fake Claude takes per call")
     ap.add_argument("--reply-workers", type=int, default=512, help="REPLY_WORKERS for the app (per process)")
@@ -632,6 +635,8 @@ def main() -> int:
     args = ap.parse_args()
     if args.chats < 1 or args.channels < 1:
         ap.error("--chats and --channels must be at least 1")
+    if args.workers and args.processes != 1:
+        ap.error("--workers (web + workers) and --processes 2 (web answering + one worker) are different layouts")
 
     from execution.lib.directives import load_directives
 
@@ -644,7 +649,9 @@ def main() -> int:
 
     shown_env = " ".join(f"{k}={os.environ[k]}" for k in SHOWN_ENV if k in os.environ)
     print(f"command: {command_line().replace(' && ', f' && {shown_env} ', 1) if shown_env else command_line()}")
-    print(f"options: chats={args.chats} channels={args.channels} processes={args.processes} spread={args.spread:g}s "
+    layout = (f"web (RUN_WORKER=false) + {args.workers} worker process{'es' if args.workers > 1 else ''}"
+              if args.workers else f"{args.processes} process{'es' if args.processes > 1 else ''}, web answering")
+    print(f"options: chats={args.chats} channels={args.channels} layout: {layout} spread={args.spread:g}s "
           f"model latency={args.model_latency:g}s REPLY_WORKERS={args.reply_workers} DB_POOL_MAX={args.db_pool_max} "
           f"ANTHROPIC_MAX_RETRIES={args.max_retries} concurrency={args.concurrency} cpus={os.cpu_count()}")
     print(f"directives: send_interval_ms.green_api={interval_ms} burst_window_s={burst_s:g} → pacing limit "
@@ -671,7 +678,8 @@ def main() -> int:
     model = GoodModel(args.model_latency)
     claude = fake_claude(args.model_latency, model)
     procs: dict[str, subprocess.Popen] = {}
-    logs = {"web": tmp / "web.log", "worker": tmp / "worker.log"}
+    workers = ["worker"] if args.processes == 2 else [f"worker{i}" for i in range(1, args.workers + 1)]
+    logs = {name: tmp / f"{name}.log" for name in ["web", *workers]}
     redis_scope: RedisScope | None = None
     sampler: QueueSampler | None = None
     cleanup = None
@@ -693,7 +701,7 @@ def main() -> int:
                "ANTHROPIC_MAX_RETRIES": str(args.max_retries), "ANTHROPIC_TIMEOUT_S": "30",
                "REPLY_WORKERS": str(args.reply_workers), "DB_POOL_MAX": str(args.db_pool_max)}
         env.pop("REDIS_URL", None)
-        profiles = {name: tmp / f"profile-{name}.json" for name in ("web", "worker")[:args.processes]}
+        profiles = {name: tmp / f"profile-{name}.json" for name in ["web", *workers]}
         if args.profile:
             (tmp / "profiler").mkdir()
             (tmp / "profiler" / "sitecustomize.py").write_text(PROFILER)
@@ -715,24 +723,27 @@ def main() -> int:
                 dsn, cleanup = scratch_database(tmp)
                 seed(dsn, channels=args.channels, api_url=green.url)
                 env["DATABASE_URL"] = dsn
+                web_env = {**env, "RUN_WORKER": "false"} if args.workers else env
                 with open(logs["web"], "ab") as out:
                     procs["web"] = subprocess.Popen(
                         [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
                          "--no-access-log", "--log-level", "warning", "main:app"],
-                        cwd=ROOT, env=profiled(env, profiles["web"]), stdout=out, stderr=subprocess.STDOUT)
+                        cwd=ROOT, env=profiled(web_env, profiles["web"]), stdout=out, stderr=subprocess.STDOUT)
                 wait_port(port, procs["web"], logs["web"])
-                if args.processes == 2:
-                    with open(logs["worker"], "ab") as out:
-                        procs["worker"] = subprocess.Popen([sys.executable, "-m", "execution.worker"], cwd=ROOT,
-                                                           env=profiled(env, profiles["worker"]), stdout=out,
-                                                           stderr=subprocess.STDOUT)
-                    time.sleep(2)   # its start-up (imports, pool, directives) before the load
-                    if procs["worker"].poll() is not None:
-                        raise SystemExit(f"worker exited with {procs['worker'].returncode}; its log "
-                                         f"({logs['worker']}):\n{tail(logs['worker'])}")
+                for name in workers:
+                    with open(logs[name], "ab") as out:
+                        procs[name] = subprocess.Popen([sys.executable, "-m", "execution.worker"], cwd=ROOT,
+                                                       env=profiled(env, profiles[name]), stdout=out,
+                                                       stderr=subprocess.STDOUT)
+                if workers:
+                    time.sleep(2 + 2 * len(workers))   # their start-up (imports, pool, directives) before the load
+                for name in workers:
+                    if procs[name].poll() is not None:
+                        raise SystemExit(f"{name} exited with {procs[name].returncode}; its log "
+                                         f"({logs[name]}):\n{tail(logs[name])}")
                 break
             except (SystemExit, Exception) as exc:
-                for name in ("worker", "web"):
+                for name in [*workers, "web"]:
                     if name in procs:
                         stop(procs.pop(name))
                 if cleanup is not None:
@@ -810,8 +821,9 @@ def main() -> int:
         interrupted = True
         print("\ninterrupted: stopping every process started ...", flush=True)
     finally:
-        if "worker" in procs:
-            stop(procs["worker"], signal.SIGINT)
+        for name in workers:
+            if name in procs:
+                stop(procs[name], signal.SIGINT)
         if "web" in procs:
             stop(procs["web"])
         if sampler is not None:
