@@ -3,11 +3,11 @@
 Reads: the escalation_triggers directive. Writes nothing: the decider only decides;
 escalate_conversation acts on the decision (handoff reply, HUMAN, escalation row, agent alert).
 First the rules: the text is normalised (text.normalize) and every language's patterns are tried;
-a match escalates at once, unless it lies inside a match of one of that rule's exclusions. When no rule
+a match escalates at once, unless it overlaps a match of one of that rule's exclusions. When no rule
 matches, the examples: a classifier trained on the directive's example messages and look-alikes
 (execution/lib/meaning.py) says how likely each category is, and the message is escalated when a
-category beats "stays with the assistant" by the directive's `meaning` settings; a category a
-rule's exclusion excused is left out.
+category beats "stays with the assistant" by the directive's `meaning` settings; the words an
+exclusion excused are taken out of the text the examples judge.
 
 After editing the examples, `--save-vectors` rewrites the vectors that ship beside the directive
 (escalation_triggers.vectors.npz), so a new process need not embed them all before its first answer.
@@ -59,6 +59,19 @@ def _rules(directive: Directive) -> list:
     return compiled
 
 
+# A category whose trigger the customer declined ("no need for any discount, is it on a high floor?")
+# escalates by its examples only on clear evidence in the rest of the message ("..., but would the
+# owner take 4.5M?"): this much more margin than the directive's.
+DECLINED_EXTRA_MARGIN = 0.25
+
+
+def _blank(text: str, spans: list[tuple[int, int]]) -> str:
+    chars = list(text)
+    for start, end in spans:
+        chars[start:end] = " " * (end - start)
+    return " ".join("".join(chars).split())
+
+
 def check_escalation(text: str, *, directive: Directive, agent_name: str = "the agent",
                      agent_gender: str | None = None, use_examples: bool = True) -> EscalationDecision:
     """The first rule whose pattern matches and no exclusion of that rule does; else the nearest example
@@ -66,7 +79,8 @@ def check_escalation(text: str, *, directive: Directive, agent_name: str = "the 
     language = detect_language(text)
     folded = normalize(text)
     excluded: list[str] = []
-    excused: set[str] = set()           # categories an exclusion ruled out for this message
+    excused: list[tuple[int, int]] = []  # the words exclusions excused: the examples do not judge them
+    declined: set[str] = set()           # categories whose trigger the customer declined in this message
     for rule, patterns, exclusions in _rules(directive):
         # Exclusions name the look-alikes ("no discount needed", "my lawyer checked it"): a match inside
         # one does not count, a match elsewhere in the message still does.
@@ -78,6 +92,7 @@ def check_escalation(text: str, *, directive: Directive, agent_name: str = "the 
                 veto = next((s for s in covered if s[0] < end and start < s[1]), None) if covered else None
                 if veto is not None:
                     spared = spared or (match.group(0), folded[veto[0]:veto[1]])
+                    excused.append(veto)
                     continue
                 reply = localized(rule["reply"], language, gender=agent_gender).format(agent_name=agent_name)
                 return EscalationDecision(
@@ -86,14 +101,22 @@ def check_escalation(text: str, *, directive: Directive, agent_name: str = "the 
                 )
         if spared is not None:
             excluded.append(f"{rule['id']}: {spared[0]!r} is excused by exclusion match {spared[1]!r}")
-            excused.add(rule["category"])
+            declined.add(rule["category"])
     if not use_examples or not text.strip():
         return EscalationDecision(False, language, why="no rule matched", excluded=tuple(excluded))
-    near = meaning.nearest(text, directive, veto=excused)
+    # What an exclusion excused ("no need for any discount") is taken out before the examples judge the
+    # rest of the message ("..., but would the owner take 4.5M?" still can escalate).
+    judged = text if not excused else _blank(folded, excused)
+    near = meaning.nearest(judged, directive)
     settings = directive["meaning"]
     scores = (f"most likely {near.example_category} ({near.probability:.2f}, stays {near.stays:.2f}, "
               f"margin {near.margin:+.3f}), nearest example {near.example!r} (similarity {near.similarity:.2f}), "
               f"nearest non-example {near.non_example!r} ({near.non_example_similarity:.2f})")
+    if near.category in declined and near.margin < settings["margin"] + DECLINED_EXTRA_MARGIN:
+        return EscalationDecision(
+            False, language, excluded=tuple(excluded),
+            why=f"no rule matched; the customer declined {near.category} in this message, so its examples need "
+                f"margin >= {settings['margin'] + DECLINED_EXTRA_MARGIN:g}: {scores}")
     if near.category is None:
         return EscalationDecision(
             False, language, excluded=tuple(excluded),

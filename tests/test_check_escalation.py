@@ -92,6 +92,23 @@ def test_a_declined_or_done_trigger_word_stays_with_the_assistant(rules, text):
     assert decision.escalate is False and decision.excluded, decision.why
 
 
+@pytest.mark.parametrize("text", [
+    "ممكن مثلا خصم 10%؟", "عايز فعلا خصم لو دفعت كاش", "فيه هامش تفاوض؟",      # "لا" / "مش" inside a word
+    "discount needed, the price is too high for me", "is negotiation necessary or is the price fixed?",
+    "I won't buy it without a discount", "مفيش خصم؟ طب انا مش هشتري", "بدون خصم مش هاخدها",
+    "no discount needed. but would the owner accept 4.5M?",
+    "why you don't call me?", "how come you don't call me?", "you never call me back!",
+    "my lawyer checked the papers and says there's a problem with the ownership", "المحامي شاف الورق وقال فيه مشكلة",
+    "so I don't need to sign any contract before paying the deposit?", "مش عايز العقد ده، عايز عقد جديد بشروط تانية",
+    "can I get the flat furnished? do you know a company?", "no complaint so far but the agent never showed up twice",
+])
+def test_a_question_a_condition_or_a_but_after_a_declined_trigger_still_escalates(rules, text):
+    """The exclusions name what the customer declines or has done, nothing wider: a question about it,
+    a condition on it, or a need in the rest of the message still reaches the agent."""
+    decision = check_escalation(text, directive=rules)
+    assert decision.escalate, decision.why
+
+
 @pytest.mark.parametrize("text, rule", [
     ("no complaints about the flat, but this delay is unacceptable", "complaint"),
     ("no discount needed. but my lawyer wants to review the contract first", "legal_or_contract"),

@@ -60,7 +60,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Collection, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -476,12 +476,8 @@ def warm(directive: Directive) -> None:
     nearest("hello, is this still available?", directive)
 
 
-def nearest(text: str, directive: Directive, *, veto: Collection[str] = ()) -> Nearest:
-    """The most likely category, its nearest example, and whether the directive's settings accept it.
-
-    `veto`: categories a rule's exclusion has excused for this message; the classifier's answer is
-    taken among the others.
-    """
+def nearest(text: str, directive: Directive) -> Nearest:
+    """The most likely category, its nearest example, and whether the directive's settings accept it."""
     index = _index(directive)
     settings = directive["meaning"]
     lines = [line for line in (ln.strip() for ln in text.splitlines()) if line]
@@ -490,7 +486,7 @@ def nearest(text: str, directive: Directive, *, veto: Collection[str] = ()) -> N
     count = len(index.texts)
     by_encoder = vectors @ index.vectors.T
     non_by_encoder = vectors @ index.non_vectors.T
-    allowed = [i for i, c in enumerate(index.model.classes) if c != STAYS and c not in veto]
+    allowed = [i for i, c in enumerate(index.model.classes) if c != STAYS]
     judged = []
     for row, candidate in enumerate(candidates):
         spelled, (ids, weights) = index.features.vector(candidate)
