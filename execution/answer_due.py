@@ -126,8 +126,10 @@ class Responder(PollingLoop):
         for row in due:
             with self._lock:
                 self._not_started += 1
-            due_at = row["reply_due_at"].timestamp() if row.get("reply_due_at") else time.time()
-            future = self._pool.submit(self._answer, row["id"], snapshot, due_at)
+            # The gate serves first the customer who has waited longest (a deferred retry keeps its place).
+            since = row.get("reply_pending_since") or row.get("reply_due_at")
+            waiting_since = since.timestamp() if since else time.time()
+            future = self._pool.submit(self._answer, row["id"], snapshot, waiting_since)
             with self._lock:
                 self._in_flight[future] = row["id"]
             future.add_done_callback(self._finished)
@@ -136,9 +138,9 @@ class Responder(PollingLoop):
             return True
         return False               # everything due is claimed: look again after idle_s
 
-    def _answer(self, conversation_id: int, snapshot: Snapshot, due_at: float) -> AnswerReport:
+    def _answer(self, conversation_id: int, snapshot: Snapshot, waiting_since: float) -> AnswerReport:
         # The longest-waiting customer's reply gets the next free place, whatever step it is at.
-        with cpu_gate.working(self._gate, key=due_at):
+        with cpu_gate.working(self._gate, key=waiting_since):
             with self._lock:
                 self._not_started -= 1
             return answer_claimed(self.db, self.redis, self.providers, conversation_id=conversation_id,

@@ -50,20 +50,30 @@ def preflight() -> dict:
             "host": settings.host, "port": settings.port}
 
 
+class _Supervisor(Multiprocess):
+    """uvicorn's supervisor, but a reload waits up to STARTUP_WAIT_S for each new process to finish its
+    start-up (it trains the escalation decider before it serves) before giving up and keeping the old
+    one; uvicorn's 5 s aborted reloads on a busy machine. A process that fails its start-up exits and is
+    given up at once; the liveness pings of running processes keep uvicorn's 5 s."""
+
+    def restart_all(self) -> None:
+        usual = self.config.timeout_worker_healthcheck
+        self.config.timeout_worker_healthcheck = max(usual, STARTUP_WAIT_S)
+        try:
+            super().restart_all()
+        finally:
+            self.config.timeout_worker_healthcheck = usual
+
+
 def serve(*, host: str, port: int, workers: int, proxy_headers: bool = False,
           forwarded_allow_ips: str | None = None, app: str = "main:app") -> int:
     config = uvicorn.Config(app, host=host, port=port, workers=workers, proxy_headers=proxy_headers,
                             forwarded_allow_ips=forwarded_allow_ips, timeout_graceful_shutdown=10,
-                            # A reload waits this long for each new process to finish its start-up (it trains the
-                            # escalation decider before it serves) before giving up and keeping the old one; a
-                            # process that fails its start-up exits and is given up at once. uvicorn's 5 s
-                            # aborted reloads on a busy machine.
-                            timeout_worker_healthcheck=STARTUP_WAIT_S,
                             # No access log: it would print query strings (an inbox search, Meta's verify token).
                             log_config=None, access_log=False)
     # Always under uvicorn's supervisor, even for one process: SIGHUP then replaces the processes one at a
     # time (a reload without downtime), and a process that dies is replaced.
-    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor = _Supervisor(config, sockets=[config.bind_socket()])
     supervisor.run()
     # uvicorn stops every process when one fails its start-up, then returns as after a clean stop.
     failed = [p for p in supervisor.processes if p.process.exitcode == STARTUP_FAILURE]

@@ -77,14 +77,23 @@ def test_claude_connection_reset_is_unavailable(anthropic_fake):
 
 
 @pytest.mark.parametrize("body", [b"not json", b'{"content": "a string"}', b'{"id": "msg_1"}',
-                                  b'{"content": [{"type": "tool_use", "input": {}}]}'],
-                         ids=["not-json", "content-not-a-list", "no-content", "tool-use-without-id"])
+                                  b'{"content": [{"type": "tool_use", "input": {}}]}',
+                                  b'{"content": [{"type": "text", "text": null}]}'],
+                         ids=["not-json", "content-not-a-list", "no-content", "tool-use-without-id", "text-null"])
 def test_claude_answer_that_is_not_a_message_is_unavailable(anthropic_fake, body):
     """The body is read without the SDK's models: a broken one is the model's failure, never a crash."""
     backend = ClaudeBackend(api_key="k", model="claude-sonnet-5-5", base_url=anthropic_fake.url, max_retries=0)
     anthropic_fake.plan(A.raw(200, body))
     with pytest.raises(ModelUnavailable, match="malformed response"):
         backend.complete(_prompt())
+
+
+def test_a_model_client_the_sdk_cannot_make_is_a_configuration_error_at_start(monkeypatch):
+    """Not an ImportError in every reply: a socks proxy without the package it needs fails at start-up."""
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://127.0.0.1:1")
+    monkeypatch.setenv("ALL_PROXY", "socks5://127.0.0.1:1")
+    with pytest.raises(ConfigError, match="cannot make the model client"):
+        ClaudeBackend(api_key="k", model="claude-sonnet-5-5", base_url="https://api.example.invalid", max_retries=0)
 
 
 def test_each_thread_keeps_one_client_and_clients_share_one_tls_context(anthropic_fake):

@@ -168,7 +168,7 @@ def claim_due_replies(conn: Connection, *, limit: int, lease_s: float, conversat
             UPDATE conversations c SET reply_claim_until = now() + make_interval(secs => %(lease)s)
               FROM due
              WHERE c.id = due.id
-            RETURNING c.id, c.reply_due_at
+            RETURNING c.id, c.reply_due_at, c.reply_pending_since
             """,
             {"lease": lease_s, "limit": limit, "cid": conversation_id},
         )

@@ -25,6 +25,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -44,48 +45,68 @@ class Gate:
         self._lock = threading.Lock()
         self._waiters: list[tuple[float, int, threading.Lock]] = []
         self._arrival = itertools.count()
+        self._handoff_lock = threading.Lock    # what a waiter blocks on (a test interrupts it)
 
     @property
     def queued(self) -> int:
         return len(self._waiters)
 
-    def acquire(self, blocking: bool = True, key: float = 0.0) -> bool:
+    def acquire(self, blocking: bool = True, key: float | None = None) -> bool:
+        """Take a place, waiting behind lower keys (None: now, as a time, so it queues behind the
+        waiting customers' replies)."""
+        key = time.time() if key is None else key
         with self._lock:
             if self._free:
                 self._free -= 1
                 return True
             if not blocking:
                 return False
-            handoff = threading.Lock()
+            handoff = self._handoff_lock()
             handoff.acquire()
             heapq.heappush(self._waiters, (key, next(self._arrival), handoff))
-        handoff.acquire()       # released by the thread that hands this one its place
+        try:
+            handoff.acquire()       # released by the thread that hands this one its place
+        except BaseException:       # interrupted while waiting: leave the queue, or pass on a place just given
+            with self._lock:
+                mine = [i for i, w in enumerate(self._waiters) if w[2] is handoff]
+                if mine:
+                    self._waiters.pop(mine[0])
+                    heapq.heapify(self._waiters)
+                else:
+                    self._hand_on()
+            raise
         return True
 
     def release(self) -> None:
         with self._lock:
-            if self._waiters:
-                heapq.heappop(self._waiters)[2].release()     # the place passes on; it is never free between
-            elif self._free < self.slots:
-                self._free += 1
-            else:
-                raise ValueError("gate released more often than acquired")
+            self._hand_on()
+
+    def _hand_on(self) -> None:
+        if self._waiters:
+            heapq.heappop(self._waiters)[2].release()     # the place passes on; it is never free between
+        elif self._free < self.slots:
+            self._free += 1
+        else:
+            raise ValueError("gate released more often than acquired")
 
 
 @contextmanager
-def working(gate: Gate | None, key: float = 0.0) -> Iterator[None]:
+def working(gate: Gate | None, key: float | None = None) -> Iterator[None]:
     """Hold one of the gate's places for this block, asking for it (and again after each wait) with
-    `key`; lower keys are served first. Re-entrant in one thread; None: no gate."""
+    `key`; lower keys are served first (None: the time now). Re-entrant in one thread; None: no gate."""
     if gate is None or getattr(_local, "gate", None) is not None:
         yield
         return
+    key = time.time() if key is None else key
     gate.acquire(key=key)
     _local.gate, _local.key = gate, key
     try:
         yield
     finally:
+        held = _local.gate is gate     # not if a wait's re-acquire was interrupted
         _local.gate = None
-        gate.release()
+        if held:
+            gate.release()
 
 
 @contextmanager

@@ -29,6 +29,7 @@ from typing import Protocol
 
 from execution.lib import cpu_gate
 from execution.lib.config import Settings
+from execution.lib.errors import ConfigError
 
 REJECTED_STATUSES = frozenset({400, 401, 403, 404, 413, 422})
 
@@ -140,11 +141,17 @@ class ClientShards:
 
     def __init__(self, make, threads: int) -> None:
         self._make = make
-        self._ssl = None
         self._clients: list = [None] * max(1, -(-threads // self.THREADS_PER_CLIENT))
         self._turn = itertools.count()
         self._mine = threading.local()
         self._lock = threading.Lock()
+        # The first one now: a setting the SDK refuses (a proxy it cannot use) fails at start-up, not in
+        # every reply.
+        try:
+            self._ssl = _httpx().create_ssl_context()
+            self._clients[0] = make(self.THREADS_PER_CLIENT, self._ssl)
+        except (ImportError, ValueError, OSError) as exc:     # e.g. a socks proxy without its package
+            raise ConfigError(f"cannot make the model client: {type(exc).__name__}: {exc}") from None
 
     def __len__(self) -> int:
         return len(self._clients)
@@ -158,8 +165,6 @@ class ClientShards:
             with self._lock:
                 client = self._clients[i]
                 if client is None:
-                    if self._ssl is None:
-                        self._ssl = _httpx().create_ssl_context()
                     client = self._clients[i] = self._make(self.THREADS_PER_CLIENT, self._ssl)
         return client
 
@@ -233,13 +238,15 @@ def _anthropic_turn(response, started: float) -> ModelTurn:
         body = response.json()
         blocks = body["content"]
         texts = [b["text"] for b in blocks if b.get("type") == "text"]
+        if not all(isinstance(t, str) for t in texts):
+            raise TypeError("a text block without text")
         calls = tuple(ToolCall(str(b["id"]), str(b["name"]), dict(b.get("input") or {}))
                       for b in blocks if b.get("type") == "tool_use")
         u = body.get("usage") or {}
         usage = Usage(int(u.get("input_tokens") or 0), int(u.get("output_tokens") or 0),
                       int(u.get("cache_read_input_tokens") or 0), int(u.get("cache_creation_input_tokens") or 0))
         stop = body.get("stop_reason")
-        text = "\n".join(str(t) for t in texts).strip()
+        text = "\n".join(texts).strip()
     except (ValueError, KeyError, TypeError, AttributeError):
         raise ModelUnavailable("malformed response") from None
     return ModelTurn(text, calls, usage, stop, int((time.monotonic() - started) * 1000))

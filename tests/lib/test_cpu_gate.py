@@ -170,42 +170,83 @@ def test_a_freed_place_goes_to_the_lowest_key_and_nobody_jumps_the_queue():
     gate.release()
 
 
+def _until(condition, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.001)
+
+
 def test_waiting_asks_again_with_the_same_key():
     gate = cpu_gate.Gate(1)
     order: list[str] = []
-    back = threading.Event()
+    in_wait, back = threading.Event(), threading.Event()
 
     def old_reply():
         with cpu_gate.working(gate, key=1.0):
             with cpu_gate.waiting():
+                in_wait.set()
                 back.wait(5)                      # its model call; meanwhile a newer reply takes the place
             order.append("old")
 
-    def new_reply(name: str, key: float, hold_until_queued: int = 0):
-        with cpu_gate.working(gate, key=key):
-            order.append(name)
-            deadline = time.monotonic() + 5
-            while gate.queued < hold_until_queued and time.monotonic() < deadline:
-                time.sleep(0.001)
+    def newer_reply():
+        with cpu_gate.working(gate, key=5.0):
+            order.append("newer")
+            _until(lambda: gate.queued >= 2)      # holds on until both others wait
 
-    first = threading.Thread(target=old_reply)
-    first.start()
-    while gate.acquire(blocking=False) is False:
-        time.sleep(0.001)
-    gate.release()                                # the old reply is waiting: its place is free
-    holder = threading.Thread(target=new_reply, args=("newer", 5.0, 2))   # holds on until both wait
-    holder.start()
-    while gate.acquire(blocking=False):           # wait until "newer" holds the place
-        gate.release()
-        time.sleep(0.001)
-    late = threading.Thread(target=new_reply, args=("newest", 9.0))
-    late.start()
-    while gate.queued < 1:
-        time.sleep(0.001)
+    def newest_reply():
+        with cpu_gate.working(gate, key=9.0):
+            order.append("newest")
+
+    threads = [threading.Thread(target=f) for f in (old_reply, newer_reply, newest_reply)]
+    threads[0].start()
+    assert in_wait.wait(5)
+    threads[1].start()
+    _until(lambda: order == ["newer"])
+    threads[2].start()
+    _until(lambda: gate.queued == 1)
     back.set()                                    # the old reply's answer arrives while "newest" waits
-    for t in (first, holder, late):
+    for t in threads:
         t.join(5)
     assert order == ["newer", "old", "newest"]
+
+
+def test_an_interrupted_wait_loses_no_place():
+    """A thread interrupted while queued leaves the queue: the next release frees the place instead of
+    handing it to a thread that is gone."""
+    gate = cpu_gate.Gate(1)
+    gate.acquire()
+    handoff_taken = threading.Event()
+
+    class Interrupt(Exception):
+        pass
+
+    real_lock = threading.Lock
+
+    def interrupting_lock():
+        lock = real_lock()
+
+        class Once:
+            def acquire(self, *a, **k):
+                if handoff_taken.is_set():
+                    raise Interrupt()
+                handoff_taken.set()
+                return lock.acquire(*a, **k)
+
+            def release(self):
+                lock.release()
+
+        return Once()
+
+    gate._handoff_lock = interrupting_lock
+    try:
+        gate.acquire(key=1.0)                     # queued, then interrupted in its wait
+    except Interrupt:
+        pass
+    assert gate.queued == 0
+    gate.release()                                # the place is free again, not handed to nobody
+    assert gate.acquire(blocking=False)
+    gate.release()
 
 
 def test_a_gate_refuses_more_releases_than_acquires():
