@@ -74,7 +74,7 @@ def _blank(text: str, spans: list[tuple[int, int]]) -> str:
 
 def check_escalation(text: str, *, directive: Directive, agent_name: str = "the agent",
                      agent_gender: str | None = None, use_examples: bool = True) -> EscalationDecision:
-    """The first rule whose pattern matches and no exclusion of that rule does; else the nearest example
+    """The first rule with a match that no exclusion of that rule covers; else the nearest example
     in meaning, when the directive's settings accept it (use_examples=False: the rules alone)."""
     language = detect_language(text)
     folded = normalize(text)

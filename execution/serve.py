@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 STARTUP_WAIT_S = 60
 
 
-
 def preflight() -> dict:
     """The web process's own start-up checks, once, in this process; raises AppError with the reason."""
     settings = load_settings()

@@ -7,12 +7,12 @@ late, while the event worker, which applies the next customers' messages, waits 
 hundreds of threads. With a gate, at most `slots` reply threads work at a time and each gives its
 place back while it waits on the network: replies finish sooner and the other loops keep their share.
 
-A freed place goes to the waiting thread with the lowest `key`: the answers pass the key of their
-customer's message time, so a reply back from its model call with a draft to check and send goes
+A freed place goes to the waiting thread with the lowest `key`: the answers pass the time their
+customer started waiting, so a reply back from its model call with a draft to check and send goes
 before an answer that has not started, and the customer who has waited longest is served first
 (earliest deadline first: the oldest reply is never held back by newer ones).
 
-    with cpu_gate.working(gate, key=due_at):  # a reply thread's whole answer
+    with cpu_gate.working(gate, key=waiting_since):  # a reply thread's whole answer
         ...
         with cpu_gate.waiting():        # around a model call, a provider call, a pacing sleep
             ...

@@ -134,8 +134,9 @@ class ClientShards:
     The SDK's connection pool walks all of its connections (and probes each idle socket) under one
     lock on every request and every response. With hundreds of replies in flight on one client that
     walk cost more interpreter time than the rest of the model call, and the threads queued on its
-    lock. THREADS_PER_CLIENT threads share a client; clients are made on first use, all with one TLS
-    context (loading the certificate authorities is the costly part of making a client)."""
+    lock. THREADS_PER_CLIENT threads share a client; the first is made at once, the others on first
+    use, all with one TLS context (loading the certificate authorities is the costly part of making a
+    client)."""
 
     THREADS_PER_CLIENT = 16
 

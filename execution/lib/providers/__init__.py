@@ -14,7 +14,8 @@ from execution.lib.providers.base import ChannelProvider
 
 @functools.cache
 def _classes() -> dict[str, type[ChannelProvider]]:
-    # Imported on first use (then kept: an import statement takes the import lock on every call): the HTTP clients they load have no business in a process that never sends.
+    # Imported on first use: the HTTP clients they load have no business in a process that never sends.
+    # Then kept: an import statement takes the import lock on every call.
     from execution.lib.providers.green_api import GreenApiProvider
     from execution.lib.providers.meta_cloud import MetaCloudProvider
     from execution.lib.providers.sandbox import SandboxProvider

@@ -7,6 +7,7 @@ unknown: never resent blindly).
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_exponential
@@ -71,6 +72,11 @@ def new_session() -> requests.Session:
 
     A plain session reads them on every request (walking the whole environment: a fifth of a send's
     interpreter time). They are settings of the process, fixed when it starts."""
+    return _session_class()()
+
+
+@functools.cache
+def _session_class() -> type:
     import requests
 
     class Session(requests.Session):
@@ -87,7 +93,7 @@ def new_session() -> requests.Session:
                 settings = self._environment[origin] = super().merge_environment_settings(url, {}, None, None, None)
             return {**settings, "proxies": dict(settings["proxies"])}
 
-    return Session()
+    return Session
 
 
 def _never_connected(exc: Exception) -> bool:
