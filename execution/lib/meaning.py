@@ -250,6 +250,79 @@ def embed(texts: list[str]) -> np.ndarray:
     return np.asarray(encoder().encode([prepare(t) for t in texts]), dtype=np.float32).reshape(len(texts), -1)
 
 
+class _Slot:
+    __slots__ = ("texts", "done", "lead", "vectors", "error")
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts, self.done, self.lead, self.vectors, self.error = texts, threading.Event(), False, None, None
+
+
+class Batcher:
+    """Concurrent embed() calls share encoder calls: while one thread encodes, the texts of the threads
+    that arrive meanwhile gather, and the first of them encodes them all together next.
+
+    The encoder costs much less per sentence in a batch (measured on the escalation corpus, CPU a
+    sentence: 1.6 ms alone, 0.7 ms in fours, 0.5 ms in sixteens; the vectors differ by < 1e-6). A
+    lone caller encodes at once: nothing waits for a batch to fill, batches form only when replies
+    overlap. A thread waiting for its vectors gives its reply slot back (cpu_gate.waiting), so another
+    reply can work, and often join the batch.
+    """
+
+    MAX_TEXTS = 32      # one encoder call: at most this many texts (a batch of 32 is ~15 ms of CPU)
+
+    def __init__(self, encode=embed) -> None:
+        self._encode = encode
+        self._lock = threading.Lock()
+        self._queue: list[_Slot] = []
+        self._busy = False
+        self.calls = 0          # encoder calls made (for tests and benchmarks)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        slot = _Slot(list(texts))
+        with self._lock:
+            self._queue.append(slot)
+            slot.lead = not self._busy
+            self._busy = True
+        if not slot.lead:
+            with cpu_gate.waiting():
+                slot.done.wait()
+        if slot.lead:   # first in, or handed the lead by the thread that encoded the batch before
+            self._run()
+        if slot.error is not None:
+            raise slot.error
+        return slot.vectors
+
+    def _run(self) -> None:
+        with self._lock:
+            batch, count = [], 0
+            while self._queue and (not batch or count + len(self._queue[0].texts) <= self.MAX_TEXTS):
+                batch.append(self._queue.pop(0))
+                count += len(batch[-1].texts)
+        try:
+            vectors = self._encode([t for s in batch for t in s.texts])
+            at = 0
+            for s in batch:
+                s.vectors, at = vectors[at:at + len(s.texts)], at + len(s.texts)
+        except BaseException as exc:   # every caller of the batch gets the error, none is left waiting
+            for s in batch:
+                s.error = exc
+        finally:
+            with self._lock:
+                self.calls += 1
+                nxt = self._queue[0] if self._queue else None
+                if nxt is None:
+                    self._busy = False
+                else:
+                    nxt.lead = True    # the next batch is encoded by a thread that waits for it
+            for s in batch[1:]:     # batch[0] is this thread's own
+                s.done.set()
+            if nxt is not None:
+                nxt.done.set()
+
+
+_BATCHER = Batcher()
+
+
 _REFERENCE = re.compile(r"\b[A-Za-z]{1,6}-\d{1,6}\b")   # a listing's reference ("NH-0033") says nothing of intent
 
 
@@ -482,7 +555,7 @@ def nearest(text: str, directive: Directive) -> Nearest:
     settings = directive["meaning"]
     lines = [line for line in (ln.strip() for ln in text.splitlines()) if line]
     candidates = [text.strip() or text] + (lines if len(lines) > 1 else [])
-    vectors = embed(candidates)
+    vectors = _BATCHER.embed(candidates)
     count = len(index.texts)
     by_encoder = vectors @ index.vectors.T
     non_by_encoder = vectors @ index.non_vectors.T

@@ -1,0 +1,184 @@
+"""meaning.Batcher: concurrent escalation checks share encoder calls, each gets its own vectors."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from execution.lib import cpu_gate, meaning
+
+
+class Encoder:
+    """Rows that say which text they are for; the first call can be held until released."""
+
+    def __init__(self, hold_first: bool = False, fail_on: str | None = None) -> None:
+        self.batches: list[list[str]] = []
+        self.started = threading.Event()
+        self.release = threading.Event()
+        if not hold_first:
+            self.release.set()
+        self.fail_on = fail_on
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        self.batches.append(list(texts))
+        self.started.set()
+        assert self.release.wait(10)
+        if self.fail_on in texts:
+            raise RuntimeError("encoder failed")
+        return np.array([[float(len(t)), float(sum(map(ord, t)))] for t in texts], dtype=np.float32)
+
+
+def rows(texts):
+    return np.array([[float(len(t)), float(sum(map(ord, t)))] for t in texts], dtype=np.float32)
+
+
+def run_all(batcher, calls):
+    results, errors, threads = {}, {}, []
+
+    def one(key, texts):
+        try:
+            results[key] = batcher.embed(texts)
+        except Exception as exc:   # noqa: BLE001 - the test reads it
+            errors[key] = exc
+
+    for key, texts in calls.items():
+        threads.append(threading.Thread(target=one, args=(key, texts)))
+        threads[-1].start()
+    return threads, results, errors
+
+
+def test_a_lone_caller_is_encoded_at_once_with_the_real_encoder():
+    batcher = meaning.Batcher()
+    text = "can you do 6.5M instead of 7?"
+    got = batcher.embed([text, "thanks"])
+    assert batcher.calls == 1
+    assert np.allclose(got, meaning.embed([text, "thanks"]), atol=1e-6)
+
+
+def test_callers_arriving_during_an_encode_share_the_next_one_and_each_gets_its_own_rows():
+    enc = Encoder(hold_first=True)
+    batcher = meaning.Batcher(enc)
+    first, _, _ = run_all(batcher, {"lead": ["hello there"]})
+    assert enc.started.wait(5)
+    calls = {f"c{i}": [f"message number {i}"] + ([f"second line {i}"] if i % 2 else []) for i in range(6)}
+    threads, results, errors = run_all(batcher, calls)
+    # every follower is queued behind the running encode before it finishes
+    for _ in range(500):
+        with batcher._lock:
+            if len(batcher._queue) == 6:
+                break
+        threading.Event().wait(0.01)
+    enc.release.set()
+    for t in first + threads:
+        t.join(10)
+    assert not errors
+    assert enc.batches[0] == ["hello there"]
+    assert len(enc.batches) == 2, enc.batches          # the six callers: one encoder call
+    assert sorted(enc.batches[1]) == sorted(t for texts in calls.values() for t in texts)
+    for key, texts in calls.items():
+        assert np.array_equal(results[key], rows(texts))
+
+
+def test_a_batch_holds_at_most_max_texts(monkeypatch):
+    monkeypatch.setattr(meaning.Batcher, "MAX_TEXTS", 4)
+    enc = Encoder(hold_first=True)
+    batcher = meaning.Batcher(enc)
+    first, _, _ = run_all(batcher, {"lead": ["x"]})
+    assert enc.started.wait(5)
+    calls = {f"c{i}": [f"a{i}", f"b{i}", f"c{i}"][: 1 + i % 3] for i in range(7)}
+    threads, results, errors = run_all(batcher, calls)
+    for _ in range(500):
+        with batcher._lock:
+            if len(batcher._queue) == 7:
+                break
+        threading.Event().wait(0.01)
+    enc.release.set()
+    for t in first + threads:
+        t.join(10)
+    assert not errors
+    assert all(len(b) <= 4 for b in enc.batches), enc.batches
+    assert sum(len(b) for b in enc.batches[1:]) == sum(len(t) for t in calls.values())
+    for key, texts in calls.items():
+        assert np.array_equal(results[key], rows(texts))
+
+
+def test_an_encoder_error_reaches_every_caller_of_that_batch_and_the_next_caller_still_works():
+    enc = Encoder(hold_first=True, fail_on="boom")
+    batcher = meaning.Batcher(enc)
+    first, first_results, _ = run_all(batcher, {"lead": ["fine"]})
+    assert enc.started.wait(5)
+    threads, results, errors = run_all(batcher, {"a": ["boom"], "b": ["also in the batch"]})
+    for _ in range(500):
+        with batcher._lock:
+            if len(batcher._queue) == 2:
+                break
+        threading.Event().wait(0.01)
+    enc.release.set()
+    for t in first + threads:
+        t.join(10)
+    assert np.array_equal(first_results["lead"], rows(["fine"]))
+    assert set(errors) == {"a", "b"} and not results
+    assert np.array_equal(batcher.embed(["after"]), rows(["after"]))     # not left busy
+
+
+def test_a_waiting_caller_gives_its_reply_slot_back():
+    """While its vectors are being encoded by another thread, a reply thread holds no place of the
+    reply gate: with one place, a third thread can work meanwhile."""
+    gate = cpu_gate.Gate(1)
+    enc = Encoder(hold_first=True)
+    batcher = meaning.Batcher(enc)
+    lead, _, _ = run_all(batcher, {"lead": ["first"]})
+    assert enc.started.wait(5)
+    waiting_done = threading.Event()
+
+    def follower():
+        with cpu_gate.working(gate, key=1.0):
+            batcher.embed(["second"])
+        waiting_done.set()
+
+    t = threading.Thread(target=follower)
+    t.start()
+    for _ in range(500):
+        with batcher._lock:
+            if batcher._queue:
+                break
+        threading.Event().wait(0.01)
+    worked = threading.Event()
+
+    def other():
+        with cpu_gate.working(gate, key=2.0):
+            worked.set()
+
+    o = threading.Thread(target=other)
+    o.start()
+    assert worked.wait(5), "the follower kept the only place while it waited for its vectors"
+    enc.release.set()
+    for th in lead + [t, o]:
+        th.join(10)
+    assert waiting_done.is_set()
+
+
+@pytest.mark.parametrize("threads", [8, 32])
+def test_many_threads_with_the_real_encoder_get_what_they_would_get_alone(threads):
+    texts = [f"is the flat number {i} still available, and can the owner do better on the price?" * (1 + i % 2)
+             for i in range(threads)]
+    alone = {t: meaning.embed([t]) for t in texts}
+    batcher = meaning.Batcher()
+    start = threading.Barrier(threads)
+    got = {}
+
+    def one(t):
+        start.wait()
+        got[t] = batcher.embed([t])
+
+    ts = [threading.Thread(target=one, args=(t,)) for t in texts]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    assert len(got) == threads
+    for t in texts:
+        assert np.allclose(got[t], alone[t], atol=1e-5)
+    assert batcher.calls <= threads
