@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
+import threading
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
@@ -49,11 +51,36 @@ def preflight() -> dict:
             "host": settings.host, "port": settings.port}
 
 
+class _StopEvent(threading.Event):
+    """uvicorn's `should_exit`, which also reads as set once a stop signal has arrived: the supervisor
+    queues signals and handles them between its rounds, so without this a SIGTERM that came during a
+    reload waited for the reload (up to STARTUP_WAIT_S a process) and the service manager killed it.
+    (A flag, not Event.set(): the handler may interrupt the thread inside the event's own lock.)"""
+
+    signalled = False
+
+    def is_set(self) -> bool:
+        return self.signalled or super().is_set()
+
+
 class _Supervisor(Multiprocess):
     """uvicorn's supervisor, but a reload waits up to STARTUP_WAIT_S for each new process to finish its
     start-up (it trains the escalation decider before it serves) before giving up and keeping the old
     one; uvicorn's 5 s aborted reloads on a busy machine. A process that fails its start-up exits and is
-    given up at once; the liveness pings of running processes keep uvicorn's 5 s."""
+    given up at once; the liveness pings of running processes keep uvicorn's 5 s. A SIGTERM or Ctrl-C
+    during a reload ends the reload at once (the new process is stopped, the old ones keep serving
+    until the supervisor stops them all)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.should_exit = _StopEvent()
+
+        def stop(sig, frame) -> None:
+            self.signal_queue.append(sig)
+            self.should_exit.signalled = True
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, stop)
 
     def restart_all(self) -> None:
         usual = self.config.timeout_worker_healthcheck

@@ -346,3 +346,41 @@ def test_a_reload_waits_for_a_new_process_that_is_slow_to_start(tmp_path):
         except AssertionError:
             raise AssertionError(f"not replaced:\n{log.read_text()[-3000:]}") from None
         assert "aborting the restart" not in log.read_text()
+
+
+def test_a_stop_during_a_reload_is_not_held_up_by_the_reload(tmp_path):
+    """SIGTERM while a new process is still starting: the reload ends at once and every process stops,
+    well inside a service manager's stop timeout (before, the supervisor handled the signal only after
+    the new process was ready: here 20 s)."""
+    port = free_port()
+    slow = tmp_path / "slow"
+    program = ("import sys; from execution.serve import serve; "
+               f"sys.exit(serve(host='127.0.0.1', port={port}, workers=1, app='tests.app_slow_startup:app'))")
+    log = tmp_path / "serve.log"
+    with started([sys.executable, "-c", program], cwd=ROOT, env=operator_env(SLOW_STARTUP_FILE=str(slow)),
+                 log=log) as proc:
+        def pid():
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/health", timeout=2).json()["pid"]
+            except requests.RequestException:
+                return None
+
+        first = wait_for(pid, timeout=60, step=0.2)
+        slow.write_text("20")                           # the next process takes 20 s to be ready
+        before = len(psutil.Process(proc.pid).children())
+        os.kill(proc.pid, signal.SIGHUP)
+        wait_for(lambda: len(psutil.Process(proc.pid).children()) > before, timeout=30, step=0.1)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        time.sleep(1)
+        assert pid() == first                           # the old process still serves during the reload
+        stopped_at = time.monotonic()
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            code = proc.wait(10)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"still running 10 s after SIGTERM:\n{log.read_text()[-3000:]}") from None
+        took = time.monotonic() - stopped_at
+        assert code == 0, log.read_text()[-3000:]
+        assert took < 8, took
+        gone, alive = psutil.wait_procs(children, timeout=5)
+        assert not alive, [p.pid for p in alive]
