@@ -43,6 +43,21 @@ ESCALATE = [
     ("can you help with renovating the kitchen", "outside_the_listings", "en"),
     ("عايز تمويل عقاري", "outside_the_listings", "ar"),
     ("momken tamweel mn el bank?", "outside_the_listings", "arabizi"),
+    # version 13: a named person's number, a counter-price put as the owner moving, misleading photos
+    ("can the agent send me his mobile number", "asks_for_a_person", "en"),
+    ("could you give me Mr Adel's number please", "asks_for_a_person", "en"),
+    ("ممكن رقم الاستاذ وليد؟", "asks_for_a_person", "ar"),
+    ("ابعتلي رقمها لو سمحت", "asks_for_a_person", "ar"),
+    ("momken raqam el ostaz Walid?", "asks_for_a_person", "arabizi"),
+    ("if the owner comes down to 3.9 we sign tomorrow", "price_negotiation", "en"),
+    ("would the seller take 4.1 cash?", "price_negotiation", "en"),
+    ("لو صاحب الشقة نزل ل 3 مليون هاخدها", "price_negotiation", "ar"),
+    ("law el malek wafe2 3ala 2.5 nemdy", "price_negotiation", "arabizi"),
+    ("the flat looked nothing like the photos", "complaint", "en"),
+    ("الشقة طلعت مش زي الصور خالص", "complaint", "ar"),
+    ("el sha2a msh zay el sowar 5ales", "complaint", "arabizi"),
+    # an exclusion excuses only its own words: the contract elsewhere still needs the agent
+    ("my brother is a lawyer and he says the contract is missing a delay penalty", "legal_or_contract", "en"),
 ]
 
 STAY = [
@@ -56,6 +71,20 @@ STAY = [
     "عايز شقة في التجمع",
     "is it close to a school?",
     "Hello",
+    # version 13: trigger words in passing (who the customer is, their own budget, declining a person)
+    "my brother is a lawyer so the papers are covered, is there a gym?",
+    "اخويا محامي، الشقة فيها جراج؟",
+    "a5oya mo7amy, el sha2a feeha garage?",
+    "I'm a lawyer myself, what's the delivery date?",
+    "my budget is 3M and that's not negotiable for me, anything in Rehab?",
+    "I don't want to talk to anyone, just send the floor plan",
+    "mesh 3ayez akalem 7ad, ib3atly el floor plan bas",
+    "تمام هرن عليكم بكرة الصبح",
+    "el semsar kalemny el sob7 w 2alli kol 7aga, merci",
+    "my rental contract ends in June so I need something before then",
+    "it all comes down to the location for us, anything near the school?",
+    "does the flat look like the photos?",
+    "رقم الشقة كام؟",
 ]
 
 
@@ -139,7 +168,7 @@ def test_cli_prints_the_decision_the_rule_and_why(capsys):
 PARAPHRASES = [   # no pattern matches these; the directive's examples do
     ("would the owner go down a little if I pay everything in cash?", "negotiation"),
     ("are you a robot or a real human being?", "human_request"),
-    ("can the agent send me his mobile number", "human_request"),
+    ("what's the agent's mobile?", "human_request"),
     ("this is taking forever and nobody helps me, very frustrating", "complaint"),
     ("هو انا بكلم بني آدم ولا كمبيوتر؟", "human_request"),
     ("momken te2alelo el se3r shwaya law cash?", "negotiation"),
