@@ -56,6 +56,7 @@ ESCALATE = [
     ("the flat looked nothing like the photos", "complaint", "en"),
     ("الشقة طلعت مش زي الصور خالص", "complaint", "ar"),
     ("el sha2a msh zay el sowar 5ales", "complaint", "arabizi"),
+    ("el sha2a tele3t ghier el sowar khales", "complaint", "arabizi"),
     # an exclusion excuses only its own words: the contract elsewhere still needs the agent
     ("my brother is a lawyer and he says the contract is missing a delay penalty", "legal_or_contract", "en"),
 ]
@@ -85,6 +86,10 @@ STAY = [
     "it all comes down to the location for us, anything near the school?",
     "does the flat look like the photos?",
     "رقم الشقة كام؟",
+    "can you come down to the gate? we're outside",
+    "text me the unit's number please",
+    "عايز حاجة غير الصور، فيديو مثلا",
+    "3ayez 7aga ghier el sowar, video masalan",
 ]
 
 

@@ -18,7 +18,7 @@ judged by likeness (execution/lib/meaning.py). Recall / precision, patterns + ex
     corpus (164)          0.82 / 1.00     0.94 / 1.00    0.93 / 1.00   by hand, before the examples
     holdout (72)          0.81 / 0.81     0.86 / 0.89    0.86 / 0.89   after version 4, never used to choose
     holdout2 (90)         0.89 / 0.82*    0.87 / 0.93    0.91 / 0.93   blind to the examples
-    holdout3 (108)        0.83 / 0.76*    0.83 / 0.98    0.87 / 0.98   blind to the examples
+    holdout3 (108)        0.83 / 0.76*    0.83 / 0.98    0.85 / 0.98   blind to the examples
     holdout4 (108)        —               0.78 / 0.79    0.85 / 0.90   blind; first read with version 11
     holdout5 (105)        —               0.72 / 0.85    0.91 / 0.98   blind; read with version 12
     holdout6 (103)        —               0.85 / 0.88    0.94 / 0.94   blind; measured once, version 13 frozen
@@ -59,7 +59,10 @@ version 12, 0.94 / 0.94 under 13. Its writer worked from the same policy text, w
 brother is a lawyer" and a colleague's number, so the rules for those are the policy's, not
 holdout6's. Three "no need for a call" non-examples were tried and dropped: the classifier cannot
 read the negation, and they cost a holdout message asking for a call. The corpus lost one message to
-the retraining (en-18, margin 0.187 against 0.2).
+the retraining (en-18, margin 0.187 against 0.2). A review then narrowed the new rules ("can you
+come down to the gate?", "does the owner take cash?", "the unit's number", "عايز حاجة غير الصور",
+"is it different from the pictures?" are not escalated): holdout3 lost a message by it, holdout6's
+figures stayed.
 
 What is asserted: every file is well formed and balanced; the corpus repeats no phrasing of
 tests/test_check_escalation.py; no example or non-example is a near-copy of a corpus or holdout
