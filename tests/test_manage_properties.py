@@ -65,6 +65,36 @@ def test_a_changed_row_is_updated_by_reference(conn, agents, tmp_path):
     assert property_store.get_property(conn, agent_id=sara["id"], reference="NH-0001")["price"] == 6800000
 
 
+def test_a_file_without_some_columns_changes_only_the_columns_it_has(conn, agents, tmp_path):
+    """A sheet of references and prices updates prices: the payment plan, photos, coordinates and a sold
+    listing's status stay (before, every column the file lacked was cleared and the status reset)."""
+    sara, _ = agents
+    import_listings(conn, path=_write(tmp_path, HEADER + "\n" + GOOD.replace("available", "sold")), agent=sara)
+    before = property_store.get_property(conn, agent_id=sara["id"], reference="NH-9001")
+    prices = "Ref,Type,Purpose,Price,Currency\nNH-9001,apartment,sale,7100000,EGP\nNH-9002,villa,sale,9000000,EGP\n"
+    dry = import_listings(conn, path=_write(tmp_path, prices, "prices.csv"), agent=sara, dry_run=True)
+    assert (dry.created, dry.updated, dry.written) == (1, 1, False)
+    assert {"payment_plan", "status", "image_url", "latitude", "district"} <= set(dry.kept)
+    assert "price" not in dry.kept
+    report = import_listings(conn, path=_write(tmp_path, prices, "prices.csv"), agent=sara)
+    assert (report.created, report.updated, report.unchanged) == (1, 1, 0)
+    after = property_store.get_property(conn, agent_id=sara["id"], reference="NH-9001")
+    assert after["price"] == 7100000
+    for kept in ("project_name", "payment_plan", "delivery_date", "amenities", "description", "status", "latitude",
+                 "longitude", "images", "area_id", "bedrooms", "area_sqm", "district_ar"):
+        assert after[kept] == before[kept], kept
+    assert after["status"] == "sold"
+    new = property_store.get_property(conn, agent_id=sara["id"], reference="NH-9002")
+    assert (new["status"], new["payment_plan"], new["images"]) == ("available", None, [])
+    # The same file again changes nothing; a column that is there but empty clears its field.
+    again = import_listings(conn, path=_write(tmp_path, prices, "prices.csv"), agent=sara)
+    assert (again.updated, again.unchanged) == (0, 2)
+    cleared = "Ref,Type,Purpose,Price,Currency,Payment plan\nNH-9001,apartment,sale,7100000,EGP,\n"
+    assert import_listings(conn, path=_write(tmp_path, cleared, "cleared.csv"), agent=sara).updated == 1
+    last = property_store.get_property(conn, agent_id=sara["id"], reference="NH-9001")
+    assert last["payment_plan"] is None and last["images"] == before["images"]
+
+
 BAD_FILES = [
     ("wrong types", HEADER + "\n" + GOOD + "\n" + GOOD.replace("NH-9001", "NH-9002").replace(",3,2,150,", ",three,2,150,")
      .replace("7250000", "7.2 million").replace("apartment", "castle").replace("2028-03-01", "soon")

@@ -2,6 +2,8 @@
 
 All-or-nothing unless `partial`: one bad row and nothing is written. `dry_run` performs the
 writes and rolls them back, so what it reports (created / updated / unchanged) is exact.
+A column the file has overwrites that field of an existing listing (an empty cell clears it); a
+column the file lacks leaves the field as it is: a sheet of references and prices updates prices only.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class ImportReport:
     dry_run: bool = False
     errors: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()          # columns the file lacks: existing listings keep those fields
     exit_code: int = field(default=0, repr=False)
 
 
@@ -96,9 +99,11 @@ def import_listings(
     )
     if errors and not partial:
         return report
+    columns = frozenset(name for _, raw in raw_rows for name in raw)
+    report = replace(report, kept=tuple(c for c in property_store.FILE_COLUMNS if c not in columns))
     try:
         with transaction(conn):
-            report = _write(conn, report, by_agent, actor=actor, path=path)
+            report = _write(conn, report, by_agent, actor=actor, path=path, columns=columns)
             if dry_run:
                 raise _RollBack
     except _RollBack:
@@ -123,7 +128,7 @@ def _owner(conn, listing: Listing, line: int, *, agent, reassign, cache, errors)
     return owner
 
 
-def _write(conn, report: ImportReport, by_agent: dict, *, actor: str, path: Path) -> ImportReport:
+def _write(conn, report: ImportReport, by_agent: dict, *, actor: str, path: Path, columns: frozenset) -> ImportReport:
     created = updated = unchanged = 0
     warnings: list[str] = []
     for owner, rows in by_agent.values():
@@ -139,7 +144,8 @@ def _write(conn, report: ImportReport, by_agent: dict, *, actor: str, path: Path
                                 "customers can find it by name but not by area (add an alias)")
             resolved.append((listing, area_id))
         changed = property_store.upsert_properties(
-            conn, organization_id=owner["organization_id"], agent_id=owner["id"], listings=resolved
+            conn, organization_id=owner["organization_id"], agent_id=owner["id"], listings=resolved,
+            file_columns=columns,
         )
         c = sum(1 for inserted in changed.values() if inserted)
         created, updated, unchanged = created + c, updated + len(changed) - c, unchanged + len(rows) - len(changed)

@@ -18,31 +18,40 @@ PROPERTY_COLUMNS = """
     p.latitude, p.longitude, p.images, p.created_at, p.updated_at
 """
 
-_UPSERT = """
-    INSERT INTO properties AS p (organization_id, agent_id, reference, project_name, developer_name, property_type,
-        listing_type, city, district, district_ar, area_id, bedrooms, bathrooms, area_sqm, price, currency,
-        payment_plan, delivery_date, amenities, description, status, latitude, longitude, images)
+# The columns an upsert writes, in order; the listing's own fields as the import names its columns.
+_WRITTEN = ("project_name", "developer_name", "property_type", "listing_type", "city", "district", "district_ar",
+            "area_id", "bedrooms", "bathrooms", "area_sqm", "price", "currency", "payment_plan", "delivery_date",
+            "amenities", "description", "status", "latitude", "longitude", "images")
+# An import file's column → the properties columns it sets (the area follows the place columns).
+FILE_COLUMNS = {
+    "project_name": ("project_name",), "developer_name": ("developer_name",), "property_type": ("property_type",),
+    "listing_type": ("listing_type",), "city": ("city", "area_id"), "district": ("district", "area_id"),
+    "district_ar": ("district_ar", "area_id"), "bedrooms": ("bedrooms",), "bathrooms": ("bathrooms",),
+    "area_sqm": ("area_sqm",), "price": ("price",), "currency": ("currency",), "payment_plan": ("payment_plan",),
+    "delivery": ("delivery_date",), "amenities": ("amenities",), "description": ("description",),
+    "status": ("status",), "latitude": ("latitude", "longitude"), "longitude": ("latitude", "longitude"),
+    "image_url": ("images",),
+}
+_UPSERTS: dict[frozenset, str] = {}
+
+
+def _upsert_sql(columns: frozenset) -> str:
+    """INSERT … ON CONFLICT that updates `columns` of an existing listing and leaves the others as they are
+    (a price-only sheet must not clear the payment plans, the photos or a sold listing's status)."""
+    sql = _UPSERTS.get(columns)
+    if sql is None:
+        kept = [c for c in _WRITTEN if c in columns]
+        sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in kept)
+        old = ", ".join(f"p.{c}" for c in kept)
+        new = ", ".join(f"EXCLUDED.{c}" for c in kept)
+        sql = _UPSERTS[columns] = f"""
+    INSERT INTO properties AS p (organization_id, agent_id, reference, {", ".join(_WRITTEN)})
     VALUES %s
-    ON CONFLICT (agent_id, reference) DO UPDATE SET
-        project_name = EXCLUDED.project_name, developer_name = EXCLUDED.developer_name,
-        property_type = EXCLUDED.property_type, listing_type = EXCLUDED.listing_type, city = EXCLUDED.city,
-        district = EXCLUDED.district, district_ar = EXCLUDED.district_ar, area_id = EXCLUDED.area_id,
-        bedrooms = EXCLUDED.bedrooms, bathrooms = EXCLUDED.bathrooms, area_sqm = EXCLUDED.area_sqm,
-        price = EXCLUDED.price, currency = EXCLUDED.currency, payment_plan = EXCLUDED.payment_plan,
-        delivery_date = EXCLUDED.delivery_date, amenities = EXCLUDED.amenities,
-        description = EXCLUDED.description, status = EXCLUDED.status, latitude = EXCLUDED.latitude,
-        longitude = EXCLUDED.longitude, images = EXCLUDED.images, updated_at = now()
-    WHERE (p.project_name, p.developer_name, p.property_type, p.listing_type, p.city, p.district,
-           p.district_ar, p.area_id, p.bedrooms, p.bathrooms, p.area_sqm, p.price, p.currency, p.payment_plan,
-           p.delivery_date, p.amenities, p.description, p.status, p.latitude, p.longitude, p.images)
-          IS DISTINCT FROM
-          (EXCLUDED.project_name, EXCLUDED.developer_name, EXCLUDED.property_type, EXCLUDED.listing_type,
-           EXCLUDED.city, EXCLUDED.district, EXCLUDED.district_ar, EXCLUDED.area_id, EXCLUDED.bedrooms,
-           EXCLUDED.bathrooms, EXCLUDED.area_sqm, EXCLUDED.price, EXCLUDED.currency, EXCLUDED.payment_plan,
-           EXCLUDED.delivery_date, EXCLUDED.amenities, EXCLUDED.description, EXCLUDED.status,
-           EXCLUDED.latitude, EXCLUDED.longitude, EXCLUDED.images)
+    ON CONFLICT (agent_id, reference) DO UPDATE SET {sets}, updated_at = now()
+    WHERE ROW({old}) IS DISTINCT FROM ROW({new})
     RETURNING p.reference, (p.xmax = 0) AS inserted
 """
+    return sql
 
 
 @dataclass(frozen=True)
@@ -126,9 +135,13 @@ def add_alias(conn: Connection, *, organization_id: int, area_id: int, alias: st
 
 
 def upsert_properties(
-    conn: Connection, *, organization_id: int, agent_id: int, listings: list[tuple[Listing, int | None]]
+    conn: Connection, *, organization_id: int, agent_id: int, listings: list[tuple[Listing, int | None]],
+    file_columns: set[str] | frozenset[str] | None = None,
 ) -> dict[str, bool]:
-    """Write listings by reference; returns reference → inserted for the rows that changed."""
+    """Write listings by reference; returns reference → inserted for the rows that changed.
+
+    file_columns: the import columns the source had (None: all). A new listing gets every field; an
+    existing one only those its columns set, the rest stay as they were."""
     rows = [
         (
             organization_id, agent_id, x.reference, x.project_name, x.developer_name, x.property_type,
@@ -141,8 +154,12 @@ def upsert_properties(
     if not rows:
         return {}
     template = "(" + ", ".join(["%s"] * 18) + ", %s::text[], %s, %s, %s, %s, %s::text[])"
+    columns = frozenset(_WRITTEN) if file_columns is None else frozenset(
+        c for name in file_columns for c in FILE_COLUMNS.get(name, ()))
+    if not columns:
+        columns = frozenset({"price"})      # the required columns are always in a file; never an empty SET
     with conn.cursor() as cur:
-        result = execute_values(cur, _UPSERT, rows, template=template, page_size=500, fetch=True)
+        result = execute_values(cur, _upsert_sql(columns), rows, template=template, page_size=500, fetch=True)
     return {r["reference"]: r["inserted"] for r in result}
 
 
