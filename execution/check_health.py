@@ -4,8 +4,9 @@ Reads: PostgreSQL (SELECT 1, schema_migrations, the backlog of check_backlog), R
 directives/. Writes nothing.
 Exit code 0 when all is well, 1 otherwise; `/health` serves the same report. `status` is `ok`,
 `degraded` (Redis down: intake and the database keep working, so `/health` still answers 200) or
-`down` (the database or the schema: 503). A refused directive edit shows under `directives` (the
-previous version stays in force, so the service stays up). `/health` shows error details only to a
+`down` (the database or the schema: 503). A refused directive edit makes it `degraded`, with the
+errors under `directives` (the previous version stays in force, so the service stays up); `ok` is
+false whenever the exit code is 1. `/health` shows error details only to a
 caller with the HEALTH_TOKEN (or, without one set, outside production).
 
 usage: python -m execution.check_health
@@ -65,7 +66,8 @@ class Health:
     redis: ComponentHealth
     migrations: MigrationHealth
     directives: DirectiveHealth | None = None
-    status: str = "ok"               # ok | degraded (Redis down, a channel failing) | down (database or schema)
+    status: str = "ok"               # ok | degraded (Redis down, a channel failing, a directive edit refused)
+    #                                  | down (database or schema)
     reason: str | None = None        # why not ok, in words that carry no error text
     details_hidden: bool = False
     backlog: Backlog | None = None   # waiting work and failing channels (with details only)
@@ -106,7 +108,8 @@ def may_see_details(authorization: str | None, *, health_token: str | None, prod
 
 
 def _status(database: ComponentHealth, redis: ComponentHealth, migrations: MigrationHealth,
-            backlog: Backlog | None = None, model: dict | None = None) -> tuple[str, str | None]:
+            backlog: Backlog | None = None, model: dict | None = None,
+            directives: DirectiveHealth | None = None) -> tuple[str, str | None]:
     if not database.ok:
         return "down", "database unavailable"
     if not migrations.ok:
@@ -122,6 +125,9 @@ def _status(database: ComponentHealth, redis: ComponentHealth, migrations: Migra
         return "degraded", "the model refuses requests (key, model name or request): the offline responder answers"
     if model is not None and model["status"] == "unavailable":
         return "degraded", "the model is unavailable: the offline responder answers and flags conversations"
+    if directives is not None and not directives.ok:
+        return "degraded", ("a directive edit was refused: the previous version stays in force until the file is "
+                            "fixed (python -m execution.validate_directives says why)")
     return "ok", None
 
 
@@ -185,9 +191,10 @@ def check_health(
             redis_health = ComponentHealth(True, redis_kind, round((time.perf_counter() - started) * 1000, 2))
         except redis_lib.RedisError as exc:
             redis_health = ComponentHealth(False, redis_kind, error=_reason(exc))
-    status, reason = _status(database, redis_health, migrations, backlog, model)
-    return Health(database.ok and redis_health.ok and migrations.ok, database, redis_health, migrations, directives,
-                  status, reason, backlog=backlog, model=model)
+    status, reason = _status(database, redis_health, migrations, backlog, model, directives)
+    ready = database.ok and redis_health.ok and migrations.ok and (directives is None or directives.ok)
+    return Health(ready, database, redis_health, migrations, directives, status, reason, backlog=backlog,
+                  model=model)
 
 
 def _ping(client: redis_lib.Redis) -> None:

@@ -62,6 +62,20 @@ def test_cli_prints_the_report_and_exits_by_health(resources, capsys):
     assert json.loads(capsys.readouterr().out)["ok"] is True
 
 
+def test_cli_says_degraded_and_not_ok_when_it_exits_1_for_the_directives(resources, capsys, monkeypatch):
+    from execution.lib.directives import DirectivesInvalid
+
+    def invalid(*a, **k):
+        raise DirectivesInvalid(["core/viewing_rules.md: working_hours: sun: the closing time must come after the "
+                                 "opening time"])
+
+    monkeypatch.setattr(health_cmd, "load_directives", invalid)
+    assert health_cmd.main([], resources=resources) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert (out["ok"], out["status"]) == (False, "degraded")
+    assert out["directives"]["errors"] and "directive edit was refused" in out["reason"]
+
+
 def test_health_shows_a_refused_directive_edit_while_the_old_version_serves(resources, tmp_path):
     import shutil
 
@@ -80,11 +94,15 @@ def test_health_shows_a_refused_directive_edit_while_the_old_version_serves(reso
         r = client.get("/health")
         assert r.status_code == 200   # still serving, with the previous version
         assert r.json()["directives"]["ok"] is False
+        # one verdict: degraded, not ok, and why (before: "status": "ok", "ok": true beside the refusal)
+        assert (r.json()["status"], r.json()["ok"]) == ("degraded", False)
+        assert "directive edit was refused" in r.json()["reason"]
         assert r.json()["directives"]["errors"] == [
             "core/message_sending_rules.md: burst_cap_s: must be a number, got str"]
         assert store.current()["message_sending_rules"]["burst_cap_s"] == 6
         path.write_text(path.read_text().replace("burst_cap_s: x", "burst_cap_s: 4"))
         body = client.get("/health").json()
+        assert (body["status"], body["ok"]) == ("ok", True)
         assert body["directives"] == {"ok": True, "versions": {**body["directives"]["versions"],
                                                                  "message_sending_rules": version + 1}, "errors": [],
                                       "hashes": body["directives"]["hashes"]}
