@@ -58,10 +58,18 @@ def regex(v, where):
     if not isinstance(v, str) or not v:
         return [(where, "must be a non-empty regular expression")]
     try:
-        re.compile(v)
+        compiled = re.compile(v)
     except re.error as exc:
         return [(where, f"does not compile: {exc}")]
+    # A pattern that matches nothing at all ("(|discount)", "a*") matches every message: an empty
+    # alternative is a typo, never what a rule means.
+    if any(m.group(0) == "" for probe in _PROBES for m in compiled.finditer(probe)):
+        return [(where, "matches an empty text, so it would match every message (an empty alternative such as "
+                        "'(|' or '||', or every part optional); remove it")]
     return []
+
+
+_PROBES = ("", "ok", "hello there", "2", "مرحبا يا فندم", "؟")
 
 
 def mapping(fields: dict[str, Check], *, optional: tuple[str, ...] = ()) -> Check:

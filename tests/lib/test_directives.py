@@ -68,6 +68,11 @@ def test_a_snapshot_cannot_be_changed():
      "core/message_sending_rules.md: version: must be a whole number"),
     ("escalation_triggers", r"'\b(discount|", r"'\b((discount|",
      "ai_behavior/escalation_triggers.md: rules[0].patterns.en[0]: does not compile"),
+    # a stray "|" made a pattern match every message (each one handed to the agent)
+    ("escalation_triggers", r"'\b(discount|", r"'\b(|discount|",
+     "ai_behavior/escalation_triggers.md: rules[0].patterns.en[0]: matches an empty text"),
+    ("escalation_triggers", "(خصم|", "(خصم||",
+     "ai_behavior/escalation_triggers.md: rules[0].patterns.ar[0]: matches an empty text"),
     ("escalation_triggers", "(خصم|", "(خَصم|",
      "ai_behavior/escalation_triggers.md: rules[0].patterns.ar[0]: contains"),
     ("escalation_triggers", "category: negotiation", "category: pricing",
