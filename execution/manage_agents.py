@@ -23,7 +23,7 @@ import secrets
 import sys
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from execution.lib import cli, session_store, tenant_store
+from execution.lib import cli, directive_schemas, session_store, tenant_store
 from execution.lib.errors import BadRequest, NotFound
 from execution.lib.security import hash_password
 
@@ -59,11 +59,14 @@ def _checked(changes: dict) -> dict:
             hours = json.loads(out["working_hours"])
         except ValueError:
             raise BadRequest("working-hours: JSON such as {\"sun\": [\"09:00\", \"18:00\"]}") from None
-        days = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
-        if not isinstance(hours, dict) or not set(hours) <= days or not all(
-                isinstance(v, list) and len(v) == 2 and all(re.fullmatch(r"[0-2]\d:[0-5]\d", t) for t in v)
-                for v in hours.values()):
-            raise BadRequest("working-hours: days mon..sun, each [\"HH:MM\", \"HH:MM\"]")
+        days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+        if not isinstance(hours, dict) or not hours or not set(hours) <= set(days):
+            raise BadRequest("working-hours: days mon..sun, each [\"HH:MM\", \"HH:MM\"]; the days left out have "
+                             "no viewings")
+        problems = [reason for day, v in hours.items() for _, reason in directive_schemas.hours(v, day)]
+        if problems:   # the same rule as the viewing directive's week ("18:00" to "09:00" left no free time)
+            bad = next(day for day, v in hours.items() if directive_schemas.hours(v, day))
+            raise BadRequest(f"working-hours: {bad}: {problems[0]}")
         out["working_hours"] = json.dumps(hours)
     return out
 
@@ -86,7 +89,14 @@ def create_agent(conn, *, org: str, org_name: str | None, email: str, name: str,
         update_agent(conn, email=email, changes=details, actor="cli")
     tenant_store.insert_audit(conn, organization_id=organization["id"], actor="cli", action="create_agent",
                               entity="agent", entity_id=agent["id"], details={"email": agent["email"]})
-    return {**agent, "organization": organization["slug"]}
+    out = {**agent, "organization": organization["slug"]}
+    if not details.get("phone") and not agent.get("phone"):
+        out["warnings"] = [NO_PHONE]
+    return out
+
+
+NO_PHONE = ("no --phone: when a customer needs this agent, the alert reaches the inbox only, not the agent's "
+            "WhatsApp (set it with: set --email ... --phone 2010...)")
 
 
 def update_agent(conn, *, email: str, changes: dict, actor: str) -> dict:
@@ -172,7 +182,8 @@ def main(argv: list[str] | None = None, *, resources=None, stdin=None) -> int:
         parser.add_argument("--persona", choices=STYLES, help="the assistant's style")
         parser.add_argument("--arabic-digits", choices=("yes", "no"))
         parser.add_argument("--instructions", help="private notes the assistant follows")
-        parser.add_argument("--working-hours", help='JSON, e.g. {"sun": ["09:00", "18:00"]}')
+        parser.add_argument("--working-hours", help='the whole week as JSON, e.g. {"sun": ["09:00", "18:00"], "mon": '
+                                                    '["09:00", "18:00"]}: days left out have no viewings')
         parser.add_argument("--role", choices=("agent", "admin"), help="admin: sees the agency's conversations")
     for parser in (create, sub.add_parser("password", help="set a new password (logs out everywhere)")):
         if parser.prog.endswith("password"):
