@@ -92,6 +92,15 @@ install requirements.txt
 "$VPY" -m execution.seed_demo
 HOST_ADDR=$("$VPY" -c 'from execution.lib.config import load_settings as l; s=l(); print(f"{s.host} {s.port}")')
 read -r host port <<<"$HOST_ADDR"
+if ! "$VPY" -c 'import socket, sys
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
+try:
+    s.bind((sys.argv[1], int(sys.argv[2])))
+except OSError:
+    sys.exit(1)' "$host" "$port"; then
+  echo "quickstart: $host:$port is already in use (another quickstart still running?): stop it, or choose another port: PORT=$((port + 1)) ./quickstart.sh" >&2
+  exit 1
+fi
 echo "quickstart: serving on http://$host:$port  (inbox: /, log in with the demo login above; customer simulator: /simulator; health: /health; stop with Ctrl-C)"
 # exec: uvicorn gets Ctrl-C and SIGTERM itself and shuts down cleanly, embedded servers included.
 exec "$VPY" -m uvicorn main:app --host "$host" --port "$port" --no-access-log

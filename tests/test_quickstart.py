@@ -71,6 +71,17 @@ def test_ctrl_c_stops_the_embedded_servers_and_a_rerun_works_even_after_a_kill(q
 
     second = run()
     stack.wait_healthy(second)
+    # A second quickstart while this one serves: a clear refusal naming PORT, not "serving on" then a
+    # bind error; the one serving is left alone.
+    again = run()
+    try:
+        again.wait(120)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"a second quickstart did not stop:\n{stack.log_of(again)}")
+    assert again.returncode == 1, stack.log_of(again)
+    assert "already in use" in stack.log_of(again) and "PORT=" in stack.log_of(again)
+    assert "serving on" not in stack.log_of(again)
+    stack.wait_healthy(second)
     orphans = alive(stack.seen_server_pids)
     os.killpg(second.pid, signal.SIGKILL)
     second.wait(10)
