@@ -331,3 +331,16 @@ def test_a_promise_to_the_customer_is_on_the_agents_to_do_list_until_done(app, w
     assert client.post(f"/api/conversations/{cid}/tasks/{task}/done").status_code == 200
     assert client.get(f"/api/conversations/{cid}").json()["tasks"] == []
     assert client.post(f"/api/conversations/{cid}/tasks/{task}/done").status_code == 404
+
+
+def test_me_says_whether_the_assistant_reads_a_hand_back_note(resources, world):
+    """The template responder ignores notes: the inbox warns the agent when handing back (a model reads them)."""
+    offline = _login(create_app(Resources(dataclasses.replace(resources.settings, llm_backend="offline"), resources.db,
+                                          resources.redis, "test", "test"), run_worker=False,
+                                directives=StaticDirectives()), "sara@acme.example")[0]
+    assert offline.get("/api/me").json()["assistant_reads_notes"] is False
+    model = _login(create_app(Resources(dataclasses.replace(resources.settings, llm_backend="claude",
+                                                            anthropic_api_key="sk-test"), resources.db,
+                                        resources.redis, "test", "test"), run_worker=False,
+                              directives=StaticDirectives()), "sara@acme.example")[0]
+    assert model.get("/api/me").json()["assistant_reads_notes"] is True

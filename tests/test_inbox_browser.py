@@ -329,6 +329,8 @@ def test_agent_inbox_end_to_end_on_a_phone(browser, app, resources, tmp_path, ca
         brief = "Offered a viewing on Saturday at 4 pm"
         page.get_by_test_id("handback").tap()
         expect(page.get_by_test_id("handback-dialog")).to_be_visible()
+        # the template responder (no model here) does not read notes: the dialog says so
+        expect(page.get_by_test_id("handback-unread")).to_be_visible()
         page.get_by_test_id("handback-brief").fill(brief)
         page.get_by_test_id("handback-confirm").tap()
         expect(page.get_by_test_id("handback-dialog")).to_be_hidden()

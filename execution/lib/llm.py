@@ -340,15 +340,20 @@ def _openai_messages(m: dict) -> list[dict]:
 BACKENDS = ("offline", "claude", "openai_compatible")
 
 
+def backend_choice(settings: Settings) -> str:
+    """Which backend the settings ask for ("offline", "claude", "openai_compatible"), without making it."""
+    if settings.llm_backend:
+        return settings.llm_backend
+    return "claude" if settings.anthropic_api_key else "openai_compatible" if settings.llm_base_url else "offline"
+
+
 def backend_from_settings(settings: Settings, *, choice: str | None = None) -> ModelBackend | None:
     """The backend the settings ask for; None means the offline responder answers alone.
 
     LLM_BACKEND picks one explicitly; otherwise an ANTHROPIC_API_KEY means Claude, an LLM_BASE_URL an
     OpenAI-compatible server, and neither the offline responder.
     """
-    choice = choice or settings.llm_backend
-    if choice is None:
-        choice = "claude" if settings.anthropic_api_key else "openai_compatible" if settings.llm_base_url else "offline"
+    choice = choice or backend_choice(settings)
     if choice == "offline":
         return None
     if choice == "claude":

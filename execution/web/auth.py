@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from execution import agent_sessions
+from execution.lib import llm
 from execution.web.deps import COOKIE, CsrfAgent, CurrentAgent, ResourcesDep, client_address, is_https
 
 router = APIRouter(prefix="/api", tags=["auth"])
@@ -50,4 +51,6 @@ def me(request: Request, agent: CurrentAgent) -> dict:
     return {"agent": {"id": agent["agent_id"], "name": agent["name"], "email": agent["email"],
                       "language": agent["language"], "arabic_digits": agent["language"] == "ar" and agent["arabic_digits"] is not False,
                       "role": agent["role"], "agency": agent["agency"]},
-            "csrf_token": agent["csrf_token"], "simulator": request.app.state.simulator_on()}
+            "csrf_token": agent["csrf_token"], "simulator": request.app.state.simulator_on(),
+            # Whether a hand-back note is read: a model backend reads it, the template responder does not.
+            "assistant_reads_notes": llm.backend_choice(request.app.state.resources.settings) != "offline"}

@@ -1,7 +1,5 @@
-/* Shared by every page: UI strings (English and Arabic), number and time formatting, the API
-   helper (CSRF header, 401 → /login, errors shown in a role="alert" toast) and the header menu.
-   Loaded in <head> without defer so the page gets its language and direction before it paints.
-   Never puts text into innerHTML: everything goes through textContent / text nodes. */
+/* Every page: UI strings (en, ar), number/time formats, the API helper (CSRF, 401 → /login, alert
+   toasts), the header menu. In <head>, no defer: language and direction before paint. No innerHTML. */
 "use strict";
 (function () {
 // Every UI string: [English, Arabic].
@@ -61,6 +59,7 @@ const S = {
   "handback.title": ["Hand back to the assistant", "إعادة المحادثة للمساعد"],
   "handback.text": ["The assistant will answer this customer again. Leave it a note if there is something it should know.", "سيرد المساعد على هذا العميل مرة أخرى. اترك له ملاحظة إن كان هناك ما يجب أن يعرفه."],
   "handback.label": ["Note for the assistant (optional)", "ملاحظة للمساعد (اختياري)"],
+  "handback.unread": ["Template replies don't read notes: answer open questions first.", "الردود الجاهزة مش بتقرا الملاحظات: جاوب الأسئلة المفتوحة الأول."],
   "handback.ph": ["e.g. Offered a viewing on Saturday at 4 pm", "مثال: عرضت عليه معاينة يوم السبت الساعة ٤ العصر"],
   "handback.confirm": ["Hand back", "أعِدها للمساعد"],
   "thread.back": ["Back to conversations", "العودة إلى المحادثات"],
@@ -491,6 +490,7 @@ App.loadMe = async function (opt) {
   App.me = data.agent || {};
   App.csrf = data.csrf_token || null;
   App.simulator = !!data.simulator;
+  App.readsNotes = data.assistant_reads_notes !== false;
   App.setLang(App.me.language, App.me.arabic_digits);
   return data;
 };

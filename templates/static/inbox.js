@@ -1,5 +1,5 @@
 /* The agent's inbox (/): conversation list, thread, AI ⇄ HUMAN toggle, reply box, live updates.
-   Needs i18n.js (window.App). Message text only ever reaches the page through text nodes. */
+   Needs i18n.js (window.App). Message text reaches the page as text nodes only. */
 "use strict";
 (function () {
 const {t, el, api} = App;
@@ -485,7 +485,7 @@ function renderMessages(msgs, first) {
     place("m:" + m.id, sig(m), () => buildMessage(m), m);
   }
   for (const [key, node] of msgNodes) if (!keep.has(key)) { node.remove(); msgNodes.delete(key); }
-  // Bubbles of a send still in flight stay last; once it has finished the server's copy replaces them.
+  // Bubbles of a send in flight stay last; when it ends, the server's copy replaces them.
   box.querySelectorAll(".pending-local").forEach((n) => (state.sending ? box.append(n) : n.remove()));
   let none = box.querySelector(".thread-none");
   if (!msgs.length && !none) box.append(el("p", {class: "thread-loading thread-none", text: t("thread.none")}));
@@ -764,7 +764,7 @@ function wire() {
     route();
   });
   $("back").addEventListener("click", goBack);
-  // The lead and the listings fold down over the thread: one at a time, Escape or a tap outside folds them.
+  // Lead and listings fold over the thread, one at a time; Escape or a tap outside folds them.
   const folds = [$("lead-card"), $("listing-cards")];
   folds.forEach((d) => d.addEventListener("toggle", () => { if (d.open) folds.forEach((o) => { if (o !== d) o.open = false; }); }));
   document.addEventListener("click", (ev) => { folds.forEach((d) => { if (d.open && !d.contains(ev.target)) d.open = false; }); });
@@ -805,6 +805,7 @@ function wire() {
   const dlg = $("handback-dialog");
   $("handback").addEventListener("click", () => {
     $("handback-brief").value = "";
+    $("handback-unread").hidden = App.readsNotes !== false;
     if (dlg.showModal) dlg.showModal(); else dlg.setAttribute("open", "");
     $("handback-brief").focus();
   });

@@ -55,7 +55,7 @@ function render(appended) {
   $("l-more").parentElement.hidden = state.items.length >= state.total;
 }
 
-/** Parts joined by " · ", each isolated so English data reads right inside an Arabic line and back. */
+/** Parts joined by " · ", each isolated: English data reads right in an Arabic line. */
 function line(parts, attrs) {
   const p = el("p", attrs || {class: "l-facts"});
   parts.filter(Boolean).forEach((x, i) => { if (i) p.append(" · "); p.append(el("bdi", {text: x})); });
