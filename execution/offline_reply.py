@@ -7,7 +7,7 @@ Writes: conversations.preferences (criteria accumulate over turns); the reply re
 `generation.state`. Sends nothing: answer_conversation sends what this returns, behind the fence,
 and records what a reply promises on the agent's behalf (`Reply.promise`) as a task for the agent.
 It keeps the thread: "it", "the second", "the cheaper one", "NH-0033" and a bare "payment plan?"
-are about a listing already sent; thanks / ok / bye get a short closing; "more", "cheaper",
+are about a listing already sent (after a shortlist, a bare question is answered for each listing); thanks / ok / bye get a short closing; "more", "cheaper",
 "bigger" move on from what was shown; nothing matching shows the closest by fit. Every figure comes
 from a listing row; all wording from the persona directive's templates. It is the embedded default
 (no model configured) and the fallback whenever a model fails or its draft does not pass the guards.
@@ -32,6 +32,8 @@ from execution.property_lookup import remember_preferences, search
 
 TASKS = {**PROMISES, "no_photos": "send_photos"}     # templates that promise the agent will do something
 CLOSINGS = {"thanks": "closing_thanks", "ok": "closing_ok", "bye": "closing_bye"}
+# Questions answered for every listing of a shortlist at once (photos and the location pin need one listing).
+EACH = ("payment_plan", "delivery", "amenities", "availability", "price", "size")
 PAGED = {"more": ("more_results_intro", "no_more"), "cheaper": ("cheaper_intro", "no_cheaper"),
          "bigger": ("bigger_intro", "no_bigger")}
 
@@ -104,6 +106,12 @@ def offline_reply(
         if found.listing and (found.how != "focus" or not named):
             again = state.asked if intent == "details" and found.how != "focus" and is_follow_up(text) else None
             return about(found.listing, intent if intent in QUESTIONS else again)
+        if intent in EACH and len(state.shown) > 1 and not named:
+            # "and the down payment?" after a shortlist: the answer for each listing shown, not "which one?"
+            rows = [r for ref in state.shown[:limit]
+                    if (r := property_store.get_property(conn, agent_id=agent_id, reference=ref))]
+            parts.extend(listing_answers.answer(intent, r, t, lang=card_lang, arabic_digits=digits) for r in rows)
+            return done("answer", [r["reference"] for r in rows], now=State(state.shown, None, intent))
         if not named and (state.shown or intent != "availability"):    # "what's available?" is a search
             parts.append(t("which_listing"))
             return done("ask")

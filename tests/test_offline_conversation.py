@@ -105,11 +105,47 @@ def test_a_reserved_listing_is_said_to_be_reserved_and_an_unknown_reference_is_s
     assert chat("what about DR-0001?").kind == "unknown"        # another agent's listing
 
 
-def test_a_question_with_nothing_to_point_at_asks_which_listing(chat):
+@pytest.mark.parametrize("search, question", [
+    ("I want an apartment for sale in Heliopolis", "how much is the down payment and installments?"),
+    ("عايز شقة للبيع في مصر الجديدة", "طب والمقدم كام؟ في تقسيط؟"),
+    ("3ayez sha2a lel be3 fe masr el gedida", "tab w nezam el ta2seet eh?"),
+])
+def test_a_payment_question_after_a_shortlist_is_answered_for_each_listing(chat, search, question):
+    shown = chat(search).references
+    assert len(shown) > 1
+    reply = chat(question)                             # several shown, none in focus
+    assert (reply.kind, reply.references) == ("answer", shown)
+    with chat.conn.cursor() as cur:
+        cur.execute("SELECT reference, payment_plan FROM properties WHERE reference = ANY(%s)", (list(shown),))
+        plans = {r["reference"]: r["payment_plan"] for r in cur.fetchall()}
+    for ref in shown:
+        assert ref in reply.text or ref.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")) in reply.text
+    assert all(plans.values())
+    assert chat("the second one").references == (shown[1],)   # still a shortlist to choose from
+
+
+def test_a_question_that_needs_one_listing_asks_which(chat):
     chat("I want an apartment for sale in Heliopolis")
-    reply = chat("payment plan?")                      # three shown, none in focus
+    reply = chat("where is it?")                       # three shown, none in focus: one pin, so which one?
     assert (reply.kind, reply.references) == ("ask", ())
     assert "Which listing do you mean?" in reply.text
+
+
+@pytest.mark.parametrize("search, question", [
+    ("عايز شقة إيجار في المعادي ٣ أوض", "طب والمقدم كام؟ في تقسيط؟"),
+    ("3ayez sha2a igar fel maadi 3 owad", "w el ta2seet?"),
+    ("a 3 bedroom flat for rent in Maadi", "any installments?"),
+])
+def test_asking_about_payment_never_turns_a_renter_into_a_buyer(chat, search, question):
+    first = chat(search)
+    assert first.references
+    reply = chat(question)
+    assert reply.criteria.to_json().get("listing_type") != "sale"
+    with chat.conn.cursor() as cur:
+        cur.execute("SELECT preferences FROM conversations WHERE id = %s", (chat.conversation["id"],))
+        assert (cur.fetchone()["preferences"] or {}).get("listing_type") == "rent"
+        cur.execute("SELECT listing_type FROM properties WHERE reference = ANY(%s)", (list(reply.references),))
+        assert {r["listing_type"] for r in cur.fetchall()} <= {"rent"}
 
 
 # --- the state, read back from what the database records ------------------------------------------------------

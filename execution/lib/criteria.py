@@ -38,9 +38,11 @@ RENT_WORDS = ["rent", "rental", "renting", "for rent", "to rent", "lease", "leas
               "per month", "/month", "/mo", "ايجار", "للايجار", "الايجار", "اجار", "مؤجر", "شهري", "شهريا",
               "في الشهر", "بالشهر", "egar", "2egar", "eigar", "igar", "ejar", "iigar", "l2egar", "el egar",
               "fel shahr", "fi el shahr", "shahreyan", "bel shahr", "kol shahr"]
+# Not the payment words ("تقسيط", "ta2seet", "installments"): asking how a listing is paid for is a
+# question about it, and read as "for sale" it moved a renter onto sale listings.
 SALE_WORDS = ["buy", "buying", "purchase", "for sale", "to own", "ownership", "resale", "بيع", "للبيع",
-              "شراء", "اشتري", "اشترى", "تمليك", "تمليك", "تقسيط", "كاش", "shera2", "ashtery", "ashtry",
-              "ashteri", "tamleek", "tamlik", "lel be3", "be3", "taseet", "ta2seet", "installments"]
+              "شراء", "اشتري", "اشترى", "تمليك", "كاش", "shera2", "ashtery", "ashtry",
+              "ashteri", "tamleek", "tamlik", "lel be3", "be3"]
 BEDROOM_WORDS = ["bedrooms", "bedroom", "beds", "bed", "br", "bdr", "bdrm", "bhk", "rooms", "room", "غرف نوم",
                  "غرفه نوم", "غرف", "غرفه", "اوض", "اوضه", "owad", "ouad", "2owad", "oda", "odad", "ghoraf",
                  "ghorf", "ghorfa", "rooms nom"]
