@@ -21,8 +21,8 @@ from dataclasses import replace
 
 from execution.lib import (arabic_counts, conversation_store, formatting, listing_answers, listing_fit, property_store,
                            tenant_store)
-from execution.lib.conversation_state import (QUESTIONS, State, detect_intent, is_follow_up, language_of, load_state,
-                                              resolve)
+from execution.lib.conversation_state import (QUESTIONS, State, detect_intent, is_follow_up, is_question, language_of,
+                                              load_state, resolve)
 from execution.lib.criteria import Criteria, extract
 from execution.lib.db import Connection
 from execution.lib.directives import Snapshot, localized
@@ -92,6 +92,10 @@ def offline_reply(
         return done("answer", [ref], now=now, pin=pin, media=media)
 
     named = bool(said.to_json().keys() - {"language", "reference"})
+    if (said.amenities and not said.to_json().keys() - {"language", "reference", "amenities"} and is_question(text)
+            and (state.focus or state.shown) and intent in ("search", "unknown", "other")):
+        # "does it have a pool?", "feeha garage?": about what was shown, not a new search that lists it again
+        intent, named = "amenities", False
     if intent in CLOSINGS and state.replied:
         parts.append(t(CLOSINGS[intent]))
         return done("closing")

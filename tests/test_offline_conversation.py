@@ -369,3 +369,30 @@ def test_a_longer_request_naming_an_area_is_a_new_search_not_a_pick(chat):
     chat("3 bedroom apartment under 7.5 million")               # NH-0001 in Maadi among them
     reply = chat("عايز حاجة للإيجار في المعادي اللي فيها جنينة او بسين")
     assert reply.kind in ("results", "closest", "no_results") and reply.references != ("NH-0001",)
+
+
+@pytest.mark.parametrize("question, card", [
+    ("does it have a pool?", "en"),
+    ("feeha garage?", "en"),
+    ("فيها جراج؟", "ar"),
+])
+def test_asking_whether_the_listing_has_a_feature_answers_from_its_amenities(chat, question, card):
+    from execution.lib import formatting
+
+    chat("details of NH-0001")
+    reply = chat(question)                             # before: the search again, the same listing re-sent
+    assert (reply.kind, reply.references) == ("answer", ("NH-0001",))
+    with chat.conn.cursor() as cur:
+        cur.execute("SELECT amenities FROM properties WHERE reference = 'NH-0001'")
+        amenities = cur.fetchone()["amenities"]
+    assert amenities and formatting.amenities_text(amenities, lang=card) in reply.text
+
+
+def test_a_feature_question_after_a_shortlist_is_answered_for_each_listing(chat):
+    shown = chat("I want an apartment for sale in Heliopolis").references
+    reply = chat("do they have parking?")
+    assert (reply.kind, reply.references) == ("answer", shown)
+
+
+def test_a_first_message_asking_for_a_feature_is_still_a_search(chat):
+    assert chat("anything with a pool in New Cairo?").kind in ("results", "closest")

@@ -148,6 +148,11 @@ def _only(words: list[str], *vocab: set[str]) -> bool:
     return bool(words) and all(w in allowed for w in words)
 
 
+def is_question(text: str) -> bool:
+    """A question mark, or a question word ("does it …", "هل", "feeh")."""
+    return bool(re.search(_QUESTION, normalize(text)))
+
+
 def detect_intent(text: str, *, aliases: Iterable[Alias] = ()) -> str:
     """What a message wants: viewing, a question about a listing (QUESTIONS), details, more, cheaper,
     bigger, search, greeting, thanks, ok, bye, unknown (a question with no answer here) or other."""
