@@ -35,6 +35,9 @@ from execution.lib.when import read_when
 from execution.list_viewing_slots import bookable_listing, list_viewing_slots, numbered
 from execution.viewing_messages import arabic_digits, viewing_text
 
+
+DAY_SLOTS = 96                 # every slot of one day (15-minute slots), to pick the nearest from
+
 def _focus(conn, conversation: dict, text: str) -> dict | None:
     """The listing meant ("NH-0033", "the second", "the one in Maadi", "it"), if it can be visited."""
     listing = resolve_listing(conn, conversation=conversation, text=text, agent_id=conversation["agent_id"])
@@ -83,13 +86,26 @@ def _viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, c
         return localized(rules["messages"][name], lang, gender=agent.get("gender")).format(
             agent_name=agent["name"], **kw)
 
-    def offer(listing: dict, start=None, end=None, action="book", viewing_id=None, message="offer_slots") -> Reply:
+    def offer(listing: dict, start=None, end=None, action="book", viewing_id=None, message="offer_slots",
+              near=None) -> Reply:
+        """The free times in [start, end), or those of `near`'s day nearest to it ("Sunday at 4": 4 pm itself
+        when free); when the time asked for has none, that day's nearest times, then the earliest of any day,
+        saying that the time asked for had none (`none_then`)."""
         with db.connection() as conn:
-            slots = list_viewing_slots(conn, snapshot=snapshot, agent_id=conversation["agent_id"], listing=listing,
-                                       now=now, start=start, end=end, except_viewing=viewing_id)
-            if not slots and start is not None:
-                slots = list_viewing_slots(conn, snapshot=snapshot, agent_id=conversation["agent_id"],
-                                           listing=listing, now=now, except_viewing=viewing_id)
+            def free(lo=None, hi=None, limit=None):
+                return list_viewing_slots(conn, snapshot=snapshot, agent_id=conversation["agent_id"], listing=listing,
+                                          now=now, start=lo, end=hi, except_viewing=viewing_id, limit=limit)
+
+            def nearest(moment):
+                day = moment.astimezone(viewing_store.zone(timing)).replace(hour=0, minute=0, second=0, microsecond=0)
+                around = sorted(free(day, day + timedelta(days=1), limit=DAY_SLOTS), key=lambda s: abs(s - moment))
+                return sorted(around[:rules["slots_offered"]])
+
+            slots = nearest(near) if near is not None else free(start, end)
+            if not slots and (start is not None or near is not None):
+                whole_days = start is not None and end is not None and end - start >= timedelta(days=1)
+                slots = ([] if whole_days else nearest(near if near is not None else start)) or free()
+                message = "none_then" if message == "offer_slots" else message
         if not slots:
             return Reply(say("no_slots", reference=listing["reference"]), lang, "viewing",
                          references=(listing["reference"],), promise="arrange_viewing")
@@ -114,9 +130,8 @@ def _viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, c
                                   idempotency_key=f"chat:{last_id}:{at:%Y%m%d%H%M}", now=now, tell_customer=False)
         if report.outcome == "slot_taken":
             return offer(listing, action=action, viewing_id=viewing_id, message="slot_taken")
-        if report.outcome == "not_bookable":      # off the grid or out of hours: that day's free times instead
-            day = at.astimezone(viewing_store.zone(timing)).replace(hour=0, minute=0, second=0, microsecond=0)
-            return offer(listing, day, day + timedelta(days=1), action=action, viewing_id=viewing_id)
+        if report.outcome == "not_bookable":      # off the grid or out of hours: that day's nearest free times
+            return offer(listing, action=action, viewing_id=viewing_id, near=at)
         with db.connection() as conn:
             viewing = viewing_store.get_viewing(conn, agent_id=conversation["agent_id"], viewing_id=report.viewing_id)
         name = "moved" if action == "move" else "confirmation"
@@ -161,6 +176,8 @@ def _viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, c
             listing = bookable_listing(conn, agent_id=conversation["agent_id"], reference=v["reference"])
         if when.kind == "exact" and not when.ambiguous:
             return book(listing, when.start, "move", v["id"])
+        if when.kind == "exact":
+            return offer(listing, action="move", viewing_id=v["id"], near=when.start)
         return offer(listing, when.start, when.end, action="move", viewing_id=v["id"])
     # 4. A request to visit.
     if not visit:
@@ -170,7 +187,9 @@ def _viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, c
         return Reply(say("which_listing"), lang, "viewing")
     if when.kind == "exact" and not when.ambiguous:
         return book(listing, when.start)
-    if when.kind in ("day", "part", "range", "exact", "time"):
+    if when.kind == "exact":             # "Sunday at 4": am or pm? That day's times nearest the likelier one
+        return offer(listing, near=when.start)
+    if when.kind in ("day", "part", "range", "time"):
         return offer(listing, when.start, when.end)
     return offer(listing)
 

@@ -277,3 +277,27 @@ def test_with_a_model_configured_the_viewing_flow_books_moves_and_cancels(resour
         assert server.requests == []        # every turn was the viewing flow's: the model was never asked
     finally:
         server.stop()
+
+
+def test_sunday_at_4_offers_sundays_times_nearest_4_pm(resources, shop, fake_green_api):
+    """"at 4" without am/pm used to find nothing at exactly 4 and offer the earliest times of other days."""
+    chat = Chat(resources, shop, fake_green_api, "201100000021")
+    offer = chat.say("can I see NH-0001 on Sunday at 4?")
+    lines = [ln for ln in offer.splitlines() if ln[:2] in ("1.", "2.", "3.")]
+    assert len(lines) == 3 and all(" Sunday " in f" {ln} " for ln in lines), offer
+    assert any("4:00 pm" in ln for ln in lines), offer
+    arabic = Chat(resources, shop, fake_green_api, "201100000022").say("عايز اعاين NH-0001 يوم الأحد الساعة ٤")
+    assert arabic.count("الأحد") == 3 and "٤:٠٠ م" in arabic, arabic
+
+
+def test_a_part_of_the_day_with_no_free_time_says_so_and_offers_that_days_nearest(resources, shop, fake_green_api):
+    with resources.db.transaction() as c, c.cursor() as cur:   # Sunday's hours end before the evening
+        cur.execute("UPDATE agents SET working_hours = %s WHERE id = %s",
+                    ('{"sun": ["10:00", "17:00"], "mon": ["10:00", "17:00"]}', shop["agent_id"]))
+    chat = Chat(resources, shop, fake_green_api, "201100000023")
+    offer = chat.say("can I see NH-0001 on Sunday evening?")
+    assert offer.startswith("NH-0001 has no free viewing time then."), offer
+    lines = [ln for ln in offer.splitlines() if ln[:2] in ("1.", "2.", "3.")]
+    assert len(lines) == 3 and all("Sunday" in ln for ln in lines), offer
+    arabic = Chat(resources, shop, fake_green_api, "201100000024").say("عايز اعاين NH-0001 يوم الحد بالليل")
+    assert arabic.startswith("مفيش ميعاد معاينة فاضي لـ NH-0001") and arabic.count("الأحد") == 3, arabic

@@ -23,6 +23,7 @@ VIEWING_MESSAGES = {
     "cancelled": ("reference", "when"),
     "offer_slots": ("reference", "slots"),
     "slot_taken": ("reference", "slots"),
+    "none_then": ("reference", "slots"),
     "no_slots": ("reference", "agent_name"),
     "which_listing": (),
     "reminder": ("reference", "when", "address"),
