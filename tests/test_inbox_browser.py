@@ -341,6 +341,11 @@ def test_agent_inbox_end_to_end_on_a_phone(browser, app, resources, tmp_path, ca
         simulator_send(sim, "Great, what about a 3 bedroom one?")
         wait_sim_count(sim, ".ai", before + 1)
         expect(ai_msgs).to_have_count(before + 1, timeout=LIVE_S)
+        # Photos reach the simulator as files: each shown as its name, linked (they were empty bubbles).
+        simulator_send(sim, "photos of the first one?")
+        photo = sim.locator("#log .msg.ai a.file").first
+        expect(photo).to_be_visible(timeout=REPLY_S)
+        assert photo.get_attribute("href").startswith("http") and photo.inner_text().endswith(".jpg")
 
         # 7. An escalation: the banner appears live in the open thread with its category and reason, the
         #    thread goes to HUMAN, and the list shows the flag.
