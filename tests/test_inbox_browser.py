@@ -280,6 +280,9 @@ def test_agent_inbox_end_to_end_on_a_phone(browser, app, resources, tmp_path, ca
         expect(item.get_by_test_id("mode-badge")).to_have_attribute("data-mode", "AI")
         expect(item.get_by_test_id("mode-badge")).to_have_text("AI")
         expect(item.get_by_test_id("last-message")).to_contain_text("Assistant:", timeout=LIVE_S)
+        # named by the number's last digits, not all "Simulated customer"
+        number = sim.evaluate("() => chatId()").split("@")[0]
+        expect(item).to_contain_text(f"Customer {number[-4:]}")
         assert_not_reloaded(page)
         run_axe(page, "list", axe_findings)
 
