@@ -46,12 +46,16 @@ def handoff_for_category(directive, category: str, *, language: str, agent_name:
     return EscalationDecision(True, language, "model", category, None, None, reply, why=f"model: {why}"[:300])
 
 
-def _reason(decision: EscalationDecision) -> str:
-    """What the inbox shows: the words a rule matched, else the decider's own account (examples, model)."""
-    if decision.rule.startswith("examples:") and decision.matched:
-        return f"similar to “{decision.matched}”"
-    if decision.matched and decision.rule != "model":
-        return f"matched “{decision.matched}”"
+EXCERPT_CHARS = 140
+
+
+def _reason(decision: EscalationDecision, message: dict) -> str:
+    """What the inbox shows beside the category: the customer's own words (what a rule matched or an
+    example resembled is the decider's business: `check_escalation --text` shows it), else the
+    decider's account (a model's stated reason, an operator's)."""
+    body = " ".join((message.get("body") or "").split())
+    if body and decision.rule not in ("model", "operator"):
+        return f"“{body[:EXCERPT_CHARS]}{'…' if len(body) > EXCERPT_CHARS else ''}”"
     return decision.why
 
 
@@ -74,7 +78,7 @@ def escalate_conversation(
                        reason=f"escalation:{decision.rule}")
         escalation_id = escalation_store.insert_escalation(
             conn, organization_id=conversation["organization_id"], conversation_id=conversation["id"],
-            message_id=message["id"], rule=decision.rule, category=decision.category, reason=_reason(decision))
+            message_id=message["id"], rule=decision.rule, category=decision.category, reason=_reason(decision, message))
     alert = None
     if escalation_id is not None:
         alert = _alert_agent(db, redis, providers, snapshot, conversation, agent, message, decision, escalation_id)
