@@ -52,6 +52,7 @@ def _rules(directive: Directive) -> list:
             rule,
             [(lang, re.compile(p, re.IGNORECASE)) for lang, ps in rule["patterns"].items() for p in ps],
             [re.compile(p, re.IGNORECASE) for p in rule.get("exclusions", ())],
+            [re.compile(p, re.IGNORECASE) for p in rule.get("mentions", ())],
         )
         for rule in directive["rules"]
     ]
@@ -63,6 +64,9 @@ def _rules(directive: Directive) -> list:
 # escalates by its examples only on clear evidence in the rest of the message ("..., but would the
 # owner take 4.5M?"): this much more margin than the directive's.
 DECLINED_EXTRA_MARGIN = 0.25
+
+
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'"})
 
 
 def _blank(text: str, spans: list[tuple[int, int]]) -> str:
@@ -77,15 +81,19 @@ def check_escalation(text: str, *, directive: Directive, agent_name: str = "the 
     """The first rule with a match that no exclusion of that rule covers; else the nearest example
     in meaning, when the directive's settings accept it (use_examples=False: the rules alone)."""
     language = detect_language(text)
-    folded = normalize(text)
+    # Phones type curly apostrophes ("I’m", "don’t"): the rules are written with straight ones.
+    folded = normalize(text).translate(_APOSTROPHES)
     excluded: list[str] = []
     excused: list[tuple[int, int]] = []  # the words exclusions excused: the examples do not judge them
     declined: set[str] = set()           # categories whose trigger the customer declined in this message
-    for rule, patterns, exclusions in _rules(directive):
+    for rule, patterns, exclusions, mentions in _rules(directive):
         # Exclusions name the look-alikes ("no discount needed", "my lawyer checked it"): a match inside
-        # one does not count, a match elsewhere in the message still does.
+        # one does not count, a match elsewhere in the message still does. Mentions likewise ("my brother
+        # is a lawyer"), but the customer declined nothing, so the examples judge the rest as usual.
         covered = [m.span() for e in exclusions for m in e.finditer(folded)]
+        mentioned = [m.span() for e in mentions for m in e.finditer(folded)]
         spared = None
+        passing = None
         for lang, pattern in patterns:
             for match in pattern.finditer(folded):
                 start, end = match.span()
@@ -93,6 +101,11 @@ def check_escalation(text: str, *, directive: Directive, agent_name: str = "the 
                 if veto is not None:
                     spared = spared or (match.group(0), folded[veto[0]:veto[1]])
                     excused.append(veto)
+                    continue
+                aside = next((s for s in mentioned if s[0] < end and start < s[1]), None) if mentioned else None
+                if aside is not None:
+                    passing = passing or (match.group(0), folded[aside[0]:aside[1]])
+                    excused.append(aside)
                     continue
                 reply = localized(rule["reply"], language, gender=agent_gender).format(agent_name=agent_name)
                 return EscalationDecision(
@@ -102,6 +115,8 @@ def check_escalation(text: str, *, directive: Directive, agent_name: str = "the 
         if spared is not None:
             excluded.append(f"{rule['id']}: {spared[0]!r} is excused by exclusion match {spared[1]!r}")
             declined.add(rule["category"])
+        if passing is not None:
+            excluded.append(f"{rule['id']}: {passing[0]!r} is said in passing ({passing[1]!r})")
     if not use_examples or not text.strip():
         return EscalationDecision(False, language, why="no rule matched", excluded=tuple(excluded))
     # What an exclusion excused ("no need for any discount") is taken out before the examples judge the

@@ -47,7 +47,7 @@ ESCALATE = [
     ("can the agent send me his mobile number", "asks_for_a_person", "en"),
     ("could you give me Mr Adel's number please", "asks_for_a_person", "en"),
     ("ممكن رقم الاستاذ وليد؟", "asks_for_a_person", "ar"),
-    ("ابعتلي رقمها لو سمحت", "asks_for_a_person", "ar"),
+    ("ممكن رقم الباشمهندس خالد؟", "asks_for_a_person", "ar"),
     ("momken raqam el ostaz Walid?", "asks_for_a_person", "arabizi"),
     ("if the owner comes down to 3.9 we sign tomorrow", "price_negotiation", "en"),
     ("would the seller take 4.1 cash?", "price_negotiation", "en"),
@@ -76,7 +76,6 @@ STAY = [
     "my brother is a lawyer so the papers are covered, is there a gym?",
     "اخويا محامي، الشقة فيها جراج؟",
     "a5oya mo7amy, el sha2a feeha garage?",
-    "I'm a lawyer myself, what's the delivery date?",
     "my budget is 3M and that's not negotiable for me, anything in Rehab?",
     "I don't want to talk to anyone, just send the floor plan",
     "mesh 3ayez akalem 7ad, ib3atly el floor plan bas",
@@ -90,7 +89,60 @@ STAY = [
     "text me the unit's number please",
     "عايز حاجة غير الصور، فيديو مثلا",
     "3ayez 7aga ghier el sowar, video masalan",
+    # version 14, from a review of 13: giving or having a number, praise, questions, places and pets, phones'
+    # curly apostrophes
+    "I'll share Mona's number, she will come to the viewing instead of me",
+    "I already have his number, thanks. what time is the viewing?",
+    "انا معايا رقم المالك خلاص، الشقة في الدور الكام؟",
+    "هبعتلك رقم المهندس بتاعي يعاين الشقة معاك",
+    "el sha2a di momken raqamha? 3ashan asa2al el amn",
+    "الصور اللي بعتها حلوه، ربنا يبارك فيك",
+    "love the photos, nothing fake like other listings I saw, can I visit saturday?",
+    "don't worry, I know some agencies' photos are misleading, but yours were spot on",
+    "هي الشقه غير الصور ولا زيها بالظبط؟",
+    "can you come down to 5th settlement on saturday for the viewing?",
+    "do they go down to 2 levels of underground parking?",
+    "does the developer take 10% down payment on this one?",
+    "my brother’s a lawyer so the papers are covered, is there a gym?",
+    "I don’t want to talk to an agent, just send the floor plan",
+    "we can pay 20k a month, that part isn’t negotiable for us",
 ]
+
+# Version 14: what version 13's exclusions wrongly excused, and call requests it stopped matching.
+STILL_ESCALATE = [
+    "مش عايز اكلم حد غير صاحب الشقة نفسه",
+    "msh 3ayez akalem 7ad gher el malek",
+    "I don't want to talk to an agent, put me through to the owner",
+    "انا محامي وعايز اعرف الشقة مسجلة ولا عرفي",
+    "3a2d el egar bta3y hayetgadded ezay? w hayzeed kam?",
+    "العقد بعدين ينفع اغير فيه اسم المشتري؟",
+    "عقد الايجار بتاعي هيخلص الشهر الجاي، ممكن نجدده بنفس السعر؟",
+    "my max is 4, is the price not negotiable?",
+    "my only complaint is that I want my deposit back, you promised it within a week",
+    "ممكن ترن عليا بكره الصبح؟",
+    "رن علينا لما تفضى",
+]
+
+
+@pytest.mark.parametrize("text", STILL_ESCALATE)
+def test_what_an_exclusion_must_not_excuse_still_escalates(rules, text):
+    assert check_escalation(text, directive=rules).escalate, text
+
+
+def test_a_word_said_in_passing_is_not_a_decline(rules):
+    """A mention excuses its words but does not raise the examples' margin as a decline does."""
+    decision = check_escalation("my brother is a lawyer", directive=rules)
+    assert not decision.escalate
+    assert any("in passing" in e for e in decision.excluded) and "declined" not in decision.why
+
+
+def test_rules_with_quadratic_lookaheads_stay_fast_on_a_long_message(rules):
+    import time
+
+    text = "el mo7amy beta3y shaf " + "w " * 30000
+    started = time.process_time()
+    check_escalation(text, directive=rules, use_examples=False)
+    assert time.process_time() - started < 2.0
 
 
 @pytest.mark.parametrize("text, rule, language", ESCALATE, ids=[e[0] for e in ESCALATE])

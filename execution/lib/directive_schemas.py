@@ -163,8 +163,9 @@ SCHEMAS: dict[str, Check] = {
             "category": one_of(*ESCALATION_CATEGORIES),
             "patterns": mapping({lang: list_of(normalized_regex) for lang in ("en", "ar", "arabizi")}),
             "exclusions": list_of(normalized_regex),
+            "mentions": list_of(normalized_regex),
             "reply": per_language(template("agent_name"), gendered=True),
-        }, optional=("exclusions",)), min_items=1),
+        }, optional=("exclusions", "mentions")), min_items=1),
         agent_alert=keyed(template("rule", "category", "customer", "excerpt"), keys=("en", "ar")),
         # Example messages by meaning (execution/lib/meaning.py): per category and language, and look-alikes.
         examples=mapping({c: per_language(list_of(text, min_items=1)) for c in ESCALATION_CATEGORIES}),

@@ -284,13 +284,33 @@ class Batcher:
             slot.lead = not self._busy
             self._busy = True
         if not slot.lead:
-            with cpu_gate.waiting():
-                slot.done.wait()
+            try:
+                with cpu_gate.waiting():
+                    slot.done.wait()
+            except BaseException:
+                self._leave(slot)    # interrupted (the wait, or taking the reply slot back): pass the lead on
+                raise
         if slot.lead:   # first in, or handed the lead by the thread that encoded the batch before
             self._run()
         if slot.error is not None:
             raise slot.error
         return slot.vectors
+
+    def _leave(self, slot: _Slot) -> None:
+        """A waiting caller that will not run: out of the queue; if it was handed the lead, the next one
+        gets it (else every later caller would wait for a batch nobody encodes)."""
+        with self._lock:
+            if slot in self._queue:
+                self._queue.remove(slot)
+            if not slot.lead:
+                return
+            nxt = self._queue[0] if self._queue else None
+            if nxt is None:
+                self._busy = False
+            else:
+                nxt.lead = True
+        if nxt is not None:
+            nxt.done.set()
 
     def _run(self) -> None:
         with self._lock:

@@ -22,10 +22,11 @@ PROPERTY_COLUMNS = """
 _WRITTEN = ("project_name", "developer_name", "property_type", "listing_type", "city", "district", "district_ar",
             "area_id", "bedrooms", "bathrooms", "area_sqm", "price", "currency", "payment_plan", "delivery_date",
             "amenities", "description", "status", "latitude", "longitude", "images")
-# An import file's column → the properties columns it sets (the area follows the place columns).
+# An import file's column → the properties columns it sets (the area follows the district columns: a
+# sheet with a city but no district keeps the area its kept district gave).
 FILE_COLUMNS = {
     "project_name": ("project_name",), "developer_name": ("developer_name",), "property_type": ("property_type",),
-    "listing_type": ("listing_type",), "city": ("city", "area_id"), "district": ("district", "area_id"),
+    "listing_type": ("listing_type",), "city": ("city",), "district": ("district", "area_id"),
     "district_ar": ("district_ar", "area_id"), "bedrooms": ("bedrooms",), "bathrooms": ("bathrooms",),
     "area_sqm": ("area_sqm",), "price": ("price",), "currency": ("currency",), "payment_plan": ("payment_plan",),
     "delivery": ("delivery_date",), "amenities": ("amenities",), "description": ("description",),

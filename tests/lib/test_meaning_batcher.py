@@ -73,6 +73,7 @@ def test_callers_arriving_during_an_encode_share_the_next_one_and_each_gets_its_
     enc.release.set()
     for t in first + threads:
         t.join(10)
+        assert not t.is_alive()
     assert not errors
     assert enc.batches[0] == ["hello there"]
     assert len(enc.batches) == 2, enc.batches          # the six callers: one encoder call
@@ -97,6 +98,7 @@ def test_a_batch_holds_at_most_max_texts(monkeypatch):
     enc.release.set()
     for t in first + threads:
         t.join(10)
+        assert not t.is_alive()
     assert not errors
     assert all(len(b) <= 4 for b in enc.batches), enc.batches
     assert sum(len(b) for b in enc.batches[1:]) == sum(len(t) for t in calls.values())
@@ -181,4 +183,86 @@ def test_many_threads_with_the_real_encoder_get_what_they_would_get_alone(thread
     assert len(got) == threads
     for t in texts:
         assert np.allclose(got[t], alone[t], atol=1e-5)
-    assert batcher.calls <= threads
+
+
+def test_a_caller_interrupted_while_waiting_passes_the_lead_on(monkeypatch):
+    """A queued caller that leaves by an exception (taking its reply slot back raised): the callers behind it
+    are still encoded, and a later one is not left waiting for a batch nobody runs."""
+    from contextlib import contextmanager
+
+    enc = Encoder(hold_first=True)
+    batcher = meaning.Batcher(enc)
+    lead, _, _ = run_all(batcher, {"lead": ["first"]})
+    assert enc.started.wait(5)
+    real = cpu_gate.waiting
+
+    @contextmanager
+    def interrupted():
+        with real():
+            yield
+        if threading.current_thread().name == "doomed":
+            raise KeyboardInterrupt("interrupted while taking the slot back")
+
+    monkeypatch.setattr(meaning.cpu_gate, "waiting", interrupted)
+    doomed_error = []
+
+    def doomed():
+        try:
+            batcher.embed(["doomed"])
+        except KeyboardInterrupt as exc:
+            doomed_error.append(exc)
+
+    d = threading.Thread(target=doomed, name="doomed")
+    d.start()
+    for _ in range(500):
+        with batcher._lock:
+            if len(batcher._queue) == 1:
+                break
+        threading.Event().wait(0.01)
+    behind, results, errors = run_all(batcher, {"behind": ["behind"]})
+    for _ in range(500):
+        with batcher._lock:
+            if len(batcher._queue) == 2:
+                break
+        threading.Event().wait(0.01)
+    enc.release.set()
+    for t in lead + [d] + behind:
+        t.join(10)
+        assert not t.is_alive()
+    assert doomed_error and not errors and np.array_equal(results["behind"], rows(["behind"]))
+    later, late_results, _ = run_all(batcher, {"later": ["later"]})
+    later[0].join(5)
+    assert not later[0].is_alive() and np.array_equal(late_results["later"], rows(["later"]))
+    assert not batcher._busy
+
+
+def test_concurrent_callers_share_calls_with_the_real_encoder():
+    enc_calls = []
+    batcher = meaning.Batcher(lambda texts: (enc_calls.append(len(texts)), meaning.embed(texts))[1])
+    hold = threading.Event()
+    original = batcher._encode
+
+    def slow(texts):
+        hold.wait(5)
+        return original(texts)
+
+    batcher._encode = slow
+    threads = [threading.Thread(target=batcher.embed, args=([f"message {i}"],)) for i in range(8)]
+    starter = threading.Thread(target=batcher.embed, args=(["the first"],))
+    starter.start()
+    for _ in range(500):
+        if batcher._busy:
+            break
+        threading.Event().wait(0.01)
+    for t in threads:
+        t.start()
+    for _ in range(500):
+        with batcher._lock:
+            if len(batcher._queue) == 8:
+                break
+        threading.Event().wait(0.01)
+    hold.set()
+    for t in [starter, *threads]:
+        t.join(30)
+        assert not t.is_alive()
+    assert batcher.calls == 2 and enc_calls == [1, 8]      # nine callers, two encoder calls
