@@ -23,7 +23,7 @@ import secrets
 import sys
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from execution.lib import cli, directive_schemas, session_store, tenant_store
+from execution.lib import availability, cli, session_store, tenant_store
 from execution.lib.errors import BadRequest, NotFound
 from execution.lib.security import hash_password
 
@@ -56,18 +56,9 @@ def _checked(changes: dict) -> dict:
         out["arabic_digits"] = {"yes": True, "no": False}[out["arabic_digits"]]
     if "working_hours" in out:
         try:
-            hours = json.loads(out["working_hours"])
-        except ValueError:
-            raise BadRequest("working-hours: JSON such as {\"sun\": [\"09:00\", \"18:00\"]}") from None
-        days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-        if not isinstance(hours, dict) or not hours or not set(hours) <= set(days):
-            raise BadRequest("working-hours: days mon..sun, each [\"HH:MM\", \"HH:MM\"]; the days left out have "
-                             "no viewings")
-        problems = [reason for day, v in hours.items() for _, reason in directive_schemas.hours(v, day)]
-        if problems:   # the same rule as the viewing directive's week ("18:00" to "09:00" left no free time)
-            bad = next(day for day, v in hours.items() if directive_schemas.hours(v, day))
-            raise BadRequest(f"working-hours: {bad}: {problems[0]}")
-        out["working_hours"] = json.dumps(hours)
+            out["working_hours"] = json.dumps(availability.parse_week(out["working_hours"]))
+        except ValueError as exc:
+            raise BadRequest(f"working-hours: {exc}") from None
     return out
 
 

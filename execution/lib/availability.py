@@ -120,3 +120,23 @@ def is_bookable(rules: Rules, slot: datetime, *, now: datetime, listing_windows:
                 return "the agent is not available then"
             return None
     return "outside viewing hours"
+
+
+def parse_week(text: str) -> dict:
+    """An agent's own week from JSON ('{"sun": ["09:00", "18:00"]}'), checked as the viewing directive's week
+    is ("18:00" to "09:00" left no free time); ValueError with the reason. Days left out have no viewings."""
+    import json
+
+    from execution.lib import directive_schemas
+
+    try:
+        hours = json.loads(text)
+    except ValueError:
+        raise ValueError('JSON such as {"sun": ["09:00", "18:00"]}') from None
+    if not isinstance(hours, dict) or not hours or not set(hours) <= set(directive_schemas.WEEKDAYS):
+        raise ValueError('days mon..sun, each ["HH:MM", "HH:MM"]; the days left out have no viewings')
+    for day, value in hours.items():
+        problems = directive_schemas.hours(value, day)
+        if problems:
+            raise ValueError(f"{day}: {problems[0][1]}")
+    return hours
