@@ -322,9 +322,10 @@ def test_serve_exits_3_when_its_web_processes_fail_their_start_up(workers, tmp_p
     assert "this app refuses to start" in log.read_text()
 
 
-def test_a_reload_waits_for_a_new_process_that_is_slow_to_start(tmp_path):
-    """uvicorn gives a new process 5 s to be ready before it aborts a reload and keeps the old one; the
-    real app trains its escalation decider at start-up, which on a busy machine takes longer."""
+@contextmanager
+def slow_app(tmp_path: Path) -> Iterator[tuple]:
+    """execution.serve running tests/app_slow_startup.py: (process, the file that sets how slow the next
+    process starts, the log, a function giving the serving process's pid)."""
     port = free_port()
     slow = tmp_path / "slow"
     program = ("import sys; from execution.serve import serve; "
@@ -338,6 +339,13 @@ def test_a_reload_waits_for_a_new_process_that_is_slow_to_start(tmp_path):
             except requests.RequestException:
                 return None
 
+        yield proc, slow, log, pid
+
+
+def test_a_reload_waits_for_a_new_process_that_is_slow_to_start(tmp_path):
+    """uvicorn gives a new process 5 s to be ready before it aborts a reload and keeps the old one; the
+    real app trains its escalation decider at start-up, which on a busy machine takes longer."""
+    with slow_app(tmp_path) as (proc, slow, log, pid):
         first = wait_for(pid, timeout=60, step=0.2)
         slow.write_text("8")                            # the next process takes 8 s to be ready
         os.kill(proc.pid, signal.SIGHUP)
@@ -352,19 +360,7 @@ def test_a_stop_during_a_reload_is_not_held_up_by_the_reload(tmp_path):
     """SIGTERM while a new process is still starting: the reload ends at once and every process stops,
     well inside a service manager's stop timeout (before, the supervisor handled the signal only after
     the new process was ready: here 20 s)."""
-    port = free_port()
-    slow = tmp_path / "slow"
-    program = ("import sys; from execution.serve import serve; "
-               f"sys.exit(serve(host='127.0.0.1', port={port}, workers=1, app='tests.app_slow_startup:app'))")
-    log = tmp_path / "serve.log"
-    with started([sys.executable, "-c", program], cwd=ROOT, env=operator_env(SLOW_STARTUP_FILE=str(slow)),
-                 log=log) as proc:
-        def pid():
-            try:
-                return requests.get(f"http://127.0.0.1:{port}/health", timeout=2).json()["pid"]
-            except requests.RequestException:
-                return None
-
+    with slow_app(tmp_path) as (proc, slow, log, pid):
         first = wait_for(pid, timeout=60, step=0.2)
         slow.write_text("20")                           # the next process takes 20 s to be ready
         before = len(psutil.Process(proc.pid).children())

@@ -34,6 +34,16 @@ def rows(texts):
     return np.array([[float(len(t)), float(sum(map(ord, t)))] for t in texts], dtype=np.float32)
 
 
+def wait_queued(batcher, n: int) -> None:
+    """Until `n` callers wait behind the running encode."""
+    for _ in range(500):
+        with batcher._lock:
+            if len(batcher._queue) >= n:
+                return
+        threading.Event().wait(0.01)
+    raise AssertionError(f"{n} callers never queued")
+
+
 def run_all(batcher, calls):
     results, errors, threads = {}, {}, []
 
@@ -65,11 +75,7 @@ def test_callers_arriving_during_an_encode_share_the_next_one_and_each_gets_its_
     calls = {f"c{i}": [f"message number {i}"] + ([f"second line {i}"] if i % 2 else []) for i in range(6)}
     threads, results, errors = run_all(batcher, calls)
     # every follower is queued behind the running encode before it finishes
-    for _ in range(500):
-        with batcher._lock:
-            if len(batcher._queue) == 6:
-                break
-        threading.Event().wait(0.01)
+    wait_queued(batcher, 6)
     enc.release.set()
     for t in first + threads:
         t.join(10)
@@ -90,11 +96,7 @@ def test_a_batch_holds_at_most_max_texts(monkeypatch):
     assert enc.started.wait(5)
     calls = {f"c{i}": [f"a{i}", f"b{i}", f"c{i}"][: 1 + i % 3] for i in range(7)}
     threads, results, errors = run_all(batcher, calls)
-    for _ in range(500):
-        with batcher._lock:
-            if len(batcher._queue) == 7:
-                break
-        threading.Event().wait(0.01)
+    wait_queued(batcher, 7)
     enc.release.set()
     for t in first + threads:
         t.join(10)
@@ -112,11 +114,7 @@ def test_an_encoder_error_reaches_every_caller_of_that_batch_and_the_next_caller
     first, first_results, _ = run_all(batcher, {"lead": ["fine"]})
     assert enc.started.wait(5)
     threads, results, errors = run_all(batcher, {"a": ["boom"], "b": ["also in the batch"]})
-    for _ in range(500):
-        with batcher._lock:
-            if len(batcher._queue) == 2:
-                break
-        threading.Event().wait(0.01)
+    wait_queued(batcher, 2)
     enc.release.set()
     for t in first + threads:
         t.join(10)
@@ -142,11 +140,7 @@ def test_a_waiting_caller_gives_its_reply_slot_back():
 
     t = threading.Thread(target=follower)
     t.start()
-    for _ in range(500):
-        with batcher._lock:
-            if batcher._queue:
-                break
-        threading.Event().wait(0.01)
+    wait_queued(batcher, 1)
     worked = threading.Event()
 
     def other():
@@ -214,17 +208,9 @@ def test_a_caller_interrupted_while_waiting_passes_the_lead_on(monkeypatch):
 
     d = threading.Thread(target=doomed, name="doomed")
     d.start()
-    for _ in range(500):
-        with batcher._lock:
-            if len(batcher._queue) == 1:
-                break
-        threading.Event().wait(0.01)
+    wait_queued(batcher, 1)
     behind, results, errors = run_all(batcher, {"behind": ["behind"]})
-    for _ in range(500):
-        with batcher._lock:
-            if len(batcher._queue) == 2:
-                break
-        threading.Event().wait(0.01)
+    wait_queued(batcher, 2)
     enc.release.set()
     for t in lead + [d] + behind:
         t.join(10)
@@ -256,11 +242,7 @@ def test_concurrent_callers_share_calls_with_the_real_encoder():
         threading.Event().wait(0.01)
     for t in threads:
         t.start()
-    for _ in range(500):
-        with batcher._lock:
-            if len(batcher._queue) == 8:
-                break
-        threading.Event().wait(0.01)
+    wait_queued(batcher, 8)
     hold.set()
     for t in [starter, *threads]:
         t.join(30)
