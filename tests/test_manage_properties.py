@@ -48,7 +48,7 @@ def test_the_demo_files_import_cleanly_and_reimport_changes_nothing(conn, agents
         assert (report.errors, report.created, report.updated, report.written) == ((), rows, 0, True)
         assert _count(conn, agent) == rows
         again = import_listings(conn, path=DEMO / name, agent=agent)
-        assert (again.created, again.updated, again.unchanged) == (0, 0, rows)
+        assert (again.created, again.updated, again.unchanged, again.changes) == (0, 0, rows, ())
     # Every demo district is a known area, so area filters see every listing.
     with conn.cursor() as cur:
         cur.execute("SELECT count(*) AS n FROM properties WHERE area_id IS NULL")
@@ -62,6 +62,7 @@ def test_a_changed_row_is_updated_by_reference(conn, agents, tmp_path):
     changed = text.replace("6950000,EGP", "6800000,EGP", 1)
     report = import_listings(conn, path=_write(tmp_path, changed, "v2.csv"), agent=sara)
     assert (report.created, report.updated, report.unchanged) == (0, 1, 59)
+    assert report.changes == ("NH-0001: price",)
     assert property_store.get_property(conn, agent_id=sara["id"], reference="NH-0001")["price"] == 6800000
 
 
@@ -76,6 +77,7 @@ def test_a_file_without_some_columns_changes_only_the_columns_it_has(conn, agent
     assert (dry.created, dry.updated, dry.written) == (1, 1, False)
     assert {"payment_plan", "status", "image_url", "latitude", "district"} <= set(dry.kept)
     assert "price" not in dry.kept
+    assert dry.changes == ("NH-9001: price",)           # what the sheet would change, field by field
     report = import_listings(conn, path=_write(tmp_path, prices, "prices.csv"), agent=sara)
     assert (report.created, report.updated, report.unchanged) == (1, 1, 0)
     after = property_store.get_property(conn, agent_id=sara["id"], reference="NH-9001")
@@ -88,7 +90,7 @@ def test_a_file_without_some_columns_changes_only_the_columns_it_has(conn, agent
     assert (new["status"], new["payment_plan"], new["images"]) == ("available", None, [])
     # The same file again changes nothing; a column that is there but empty clears its field.
     again = import_listings(conn, path=_write(tmp_path, prices, "prices.csv"), agent=sara)
-    assert (again.updated, again.unchanged) == (0, 2)
+    assert (again.updated, again.unchanged, again.changes) == (0, 2, ())
     cleared = "Ref,Type,Purpose,Price,Currency,Payment plan\nNH-9001,apartment,sale,7100000,EGP,\n"
     assert import_listings(conn, path=_write(tmp_path, cleared, "cleared.csv"), agent=sara).updated == 1
     last = property_store.get_property(conn, agent_id=sara["id"], reference="NH-9001")

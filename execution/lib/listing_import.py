@@ -33,6 +33,7 @@ class ImportReport:
     errors: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     kept: tuple[str, ...] = ()          # columns the file lacks: existing listings keep those fields
+    changes: tuple[str, ...] = ()       # "NH-0001: price, payment_plan": what each updated listing changes
     exit_code: int = field(default=0, repr=False)
 
 
@@ -131,6 +132,7 @@ def _owner(conn, listing: Listing, line: int, *, agent, reassign, cache, errors)
 def _write(conn, report: ImportReport, by_agent: dict, *, actor: str, path: Path, columns: frozenset) -> ImportReport:
     created = updated = unchanged = 0
     warnings: list[str] = []
+    changes: list[str] = []
     for owner, rows in by_agent.values():
         aliases = property_store.load_aliases(conn, organization_id=owner["organization_id"])
         resolved, areas = [], {}
@@ -143,6 +145,8 @@ def _write(conn, report: ImportReport, by_agent: dict, *, actor: str, path: Path
                 warnings.append(f"line {line}: district: {listing.district or listing.city!r} is not a known area; "
                                 "customers can find it by name but not by area (add an alias)")
             resolved.append((listing, area_id))
+        changes += [f"{ref}: {', '.join(cols)}" for ref, cols in property_store.changed_columns(
+            conn, agent_id=owner["id"], listings=resolved, file_columns=columns).items()]
         changed = property_store.upsert_properties(
             conn, organization_id=owner["organization_id"], agent_id=owner["id"], listings=resolved,
             file_columns=columns,
@@ -155,4 +159,4 @@ def _write(conn, report: ImportReport, by_agent: dict, *, actor: str, path: Path
             details={"file": path.name, "created": c, "updated": len(changed) - c, "rows": len(rows)},
         )
     return replace(report, created=created, updated=updated, unchanged=unchanged,
-                   warnings=tuple(warnings[:MAX_REPORTED]))
+                   warnings=tuple(warnings[:MAX_REPORTED]), changes=tuple(changes[:MAX_REPORTED]))

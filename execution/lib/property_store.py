@@ -135,6 +135,50 @@ def add_alias(conn: Connection, *, organization_id: int, area_id: int, alias: st
         return True
 
 
+def listing_values(listing: Listing, area_id: int | None) -> dict:
+    """A listing as the properties columns an upsert writes (_WRITTEN), in the database's own types."""
+    x = listing
+    return {"project_name": x.project_name, "developer_name": x.developer_name, "property_type": x.property_type,
+            "listing_type": x.listing_type, "city": x.city, "district": x.district, "district_ar": x.district_ar,
+            "area_id": area_id, "bedrooms": x.bedrooms, "bathrooms": x.bathrooms, "area_sqm": x.area_sqm,
+            "price": x.price, "currency": x.currency, "payment_plan": x.payment_plan,
+            "delivery_date": x.delivery_date, "amenities": list(x.amenities), "description": x.description,
+            "status": x.status, "latitude": x.latitude, "longitude": x.longitude, "images": list(x.images)}
+
+
+def changed_columns(conn: Connection, *, agent_id: int, listings: list[tuple[Listing, int | None]],
+                    file_columns: set[str] | frozenset[str] | None = None) -> dict[str, list[str]]:
+    """For listings that exist already: reference → the columns an upsert would change (those the file
+    sets, whose value differs)."""
+    written = [c for c in _WRITTEN if file_columns is None
+               or c in {col for name in file_columns for col in FILE_COLUMNS.get(name, ())}]
+    refs = [x.reference for x, _ in listings]
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT reference, {', '.join(_WRITTEN)} FROM properties "   # noqa: S608 - fixed names
+                    "WHERE agent_id = %s AND reference = ANY(%s)", (agent_id, refs))
+        old = {r["reference"]: r for r in cur.fetchall()}
+    out = {}
+    for listing, area_id in listings:
+        row = old.get(listing.reference)
+        if row is None:
+            continue
+        new = listing_values(listing, area_id)
+        diff = [c for c in written if _comparable(row[c]) != _comparable(new[c])]
+        if diff:
+            out[listing.reference] = diff
+    return out
+
+
+def _comparable(value):
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, float):
+        return round(value, 7)
+    if value is not None and hasattr(value, "normalize"):      # Decimal
+        return value.normalize()
+    return value
+
+
 def upsert_properties(
     conn: Connection, *, organization_id: int, agent_id: int, listings: list[tuple[Listing, int | None]],
     file_columns: set[str] | frozenset[str] | None = None,
@@ -143,15 +187,7 @@ def upsert_properties(
 
     file_columns: the import columns the source had (None: all). A new listing gets every field; an
     existing one only those its columns set, the rest stay as they were."""
-    rows = [
-        (
-            organization_id, agent_id, x.reference, x.project_name, x.developer_name, x.property_type,
-            x.listing_type, x.city, x.district, x.district_ar, area_id, x.bedrooms, x.bathrooms, x.area_sqm,
-            x.price, x.currency, x.payment_plan, x.delivery_date, list(x.amenities), x.description, x.status,
-            x.latitude, x.longitude, list(x.images),
-        )
-        for x, area_id in listings
-    ]
+    rows = [(organization_id, agent_id, x.reference, *listing_values(x, area_id).values()) for x, area_id in listings]
     if not rows:
         return {}
     template = "(" + ", ".join(["%s"] * 18) + ", %s::text[], %s, %s, %s, %s, %s::text[])"
