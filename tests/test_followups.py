@@ -71,6 +71,10 @@ def test_a_quiet_customer_gets_the_follow_ups_in_turn_and_no_more(resources, cha
     assert say(resources, chat, "any 3 bedroom apartments for sale in Maadi?").kind in ("results", "closest")
     [first] = followups(resources, chat)
     assert first["kind"] == "nudge_1" and first["status"] == "pending"
+    from execution.lib import job_store
+    with resources.db.connection() as c:       # `jobs --pending` says which conversation a job is for
+        [job] = [j for j in job_store.listing(c, status="pending") if j["kind"] == "followup"]
+    assert (job["conversation_id"], job["chat_id"]) == (chat["id"], chat["chat_id"])
     assert timedelta(hours=1.9) < first["due_at"] - datetime.now(timezone.utc) < timedelta(hours=2.1)
     assert run_due(resources).done == 1 and len(nudges(fake_green_api)) == 1
     rows = followups(resources, chat)

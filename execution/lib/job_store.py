@@ -108,13 +108,21 @@ def lock_claimed(conn: Connection, *, job_id: int, claim_token) -> dict | None:
 
 
 def listing(conn: Connection, *, status: str, limit: int = 100, due_only: bool = False) -> list[dict]:
+    """Jobs of one status, soonest first, with the conversation each is for (its viewing's or follow-up's)."""
     with conn.cursor() as cur:
         cur.execute(
             f"""
-            SELECT id, organization_id, kind, key, run_at, status, attempts, max_attempts, outcome, last_error,
-                   updated_at
-              FROM jobs WHERE status = %s {"AND run_at <= now()" if due_only else ""}
-             ORDER BY run_at, id LIMIT %s
+            SELECT j.id, j.organization_id, j.kind, j.key, j.run_at, j.status, j.attempts, j.max_attempts,
+                   j.outcome, j.last_error, j.updated_at,
+                   coalesce(v.conversation_id, f.conversation_id) AS conversation_id, c.chat_id
+              FROM jobs j
+              LEFT JOIN viewings v ON j.payload ? 'viewing_id' AND v.id = (j.payload->>'viewing_id')::bigint
+                                  AND v.organization_id = j.organization_id
+              LEFT JOIN followups f ON j.payload ? 'followup_id' AND f.id = (j.payload->>'followup_id')::bigint
+                                   AND f.organization_id = j.organization_id
+              LEFT JOIN conversations c ON c.id = coalesce(v.conversation_id, f.conversation_id)
+             WHERE j.status = %s {"AND j.run_at <= now()" if due_only else ""}
+             ORDER BY j.run_at, j.id LIMIT %s
             """,
             (status, limit),
         )
