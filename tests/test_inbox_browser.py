@@ -357,6 +357,8 @@ def test_agent_inbox_end_to_end_on_a_phone(browser, app, resources, tmp_path, ca
         banner = page.get_by_test_id("escalation-banner")
         expect(banner).to_be_visible(timeout=LIVE_S + REPLY_S)
         expect(banner.locator("#esc-cat")).to_contain_text("asked for a person")
+        expect(page.get_by_test_id("mode-change").filter(has_text="escalation: asked for a person")).to_have_count(
+            1, timeout=LIVE_S)
         # the customer's own words, not the matcher's ("matched “real person”")
         expect(banner.locator("#esc-reason")).to_have_text("“can I talk to a real person please”")
         expect(toggle).to_have_attribute("data-mode", "HUMAN", timeout=LIVE_S)
@@ -405,6 +407,8 @@ def test_agent_inbox_end_to_end_on_a_phone(browser, app, resources, tmp_path, ca
         expect(page.get_by_test_id("thread")).to_have_attribute("data-state", "ready")
         expect(messages.locator("[data-author=customer] .msg-author").first).to_have_text("العميل")
         expect(toggle).to_contain_text("يدوي")
+        # the escalation's note names its category in Arabic, not the rule id ("asks for a person")
+        expect(page.get_by_test_id("mode-change").filter(has_text="طلب التحدث مع شخص")).not_to_have_count(0)
         wait_live(page)
         run_axe(page, "thread (ar)", axe_findings)
         shot_ar = screenshot(page, "inbox-ar.png", tmp_path)

@@ -216,7 +216,6 @@ const App = window.App = {
   csrf: null,
 };
 
-// ---- language, numbers, time
 App.has = (key) => Object.prototype.hasOwnProperty.call(S, key);
 App.t = function (key, vars) {
   let s = App.has(key) ? S[key][App.lang === "ar" ? 1 : 0] || S[key][0] : key;
@@ -257,7 +256,7 @@ App.setLang = function (lang, arabicDigits) {
   if (document.body) App.applyI18n(document);
 };
 
-/** Static markup carries data-i18n (text), data-i18n-ph (placeholder), data-i18n-aria (aria-label). */
+/** data-i18n (text), data-i18n-ph (placeholder), data-i18n-aria (aria-label) on static markup. */
 App.applyI18n = function (root) {
   root = root || document;
   root.querySelectorAll("[data-i18n]").forEach((e) => { e.textContent = App.t(e.dataset.i18n); });
@@ -321,7 +320,6 @@ App.money = function (amount, currency) {
   return currency ? currency + " " + n : n;
 };
 
-// ---- DOM helpers
 /** el("p", {class: "x", dir: "auto", text: "..."}, child, "text", ...): text only, never HTML. */
 App.el = function (tag, attrs) {
   const e = document.createElement(tag);
@@ -381,7 +379,7 @@ App.debounce = function (fn, ms) {
   return d;
 };
 
-/** crypto.randomUUID needs a secure context; a phone testing over plain http on the LAN has none. */
+/** crypto.randomUUID needs a secure context; a phone on plain http over the LAN has none. */
 App.uuid = function () {
   if (window.crypto && crypto.randomUUID) { try { return crypto.randomUUID(); } catch (e) { /* fall through */ } }
   const b = crypto.getRandomValues(new Uint8Array(16));
@@ -390,8 +388,7 @@ App.uuid = function () {
   return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
 };
 
-// ---- toasts
-/** An error (role="alert") or a note (role="status") that goes away by itself or when dismissed. */
+/** An error (role="alert") or a note (role="status"), gone by itself or when dismissed. */
 App.toast = function (message, kind) {
   let box = document.getElementById("toasts");
   if (!box) {
@@ -412,7 +409,6 @@ App.toast = function (message, kind) {
   return node;
 };
 
-// ---- the API
 let leaving = false;
 App.toLogin = function () {
   if (leaving || location.pathname === "/login") return;
@@ -495,7 +491,6 @@ App.loadMe = async function (opt) {
   return data;
 };
 
-// ---- the header shared by the inbox and the listings page
 App.initHeader = function () {
   const me = App.me || {};
   const q = (s) => document.querySelector(s);
@@ -529,7 +524,7 @@ App.initHeader = function () {
   if (la) la.addEventListener("click", () => out("/api/auth/logout-everywhere", la));
 };
 
-// Language and digits before the first paint: remembered from the last /api/me, else the browser's.
+// First paint: language and digits from the last /api/me, else the browser's.
 const saved = store("inbox.lang");
 const guess = saved || ((navigator.languages && navigator.languages[0]) || navigator.language || "en").slice(0, 2);
 App.setLang(guess === "ar" ? "ar" : "en", store("inbox.digits") === "1");

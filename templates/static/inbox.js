@@ -29,11 +29,14 @@ const authorLabel = (a) => (S_HAS("author." + a) ? t("author." + a) : a || "");
 const modeLabel = (m) => (S_HAS("mode." + m) ? t("mode." + m) : m || "");
 const pretty = (s) => String(s || "").replace(/_/g, " ");
 const category = (c) => (S_HAS("cat." + c) ? t("cat." + c) : pretty(c));
-/** "phone_reply" → "replied from the phone"; "escalation:discount" → "escalation: discount". */
+const RULE_CAT = {price_negotiation: "negotiation", asks_for_a_person: "human_request",
+  legal_or_contract: "legal", outside_the_listings: "out_of_scope"};
+/** "phone_reply" → "replied from the phone"; "escalation:price_negotiation" → its category, translated. */
 function reasonLabel(r) {
   const [head, rest] = String(r || "").split(/:(.*)/s);
   const known = S_HAS("reason." + head) ? t("reason." + head) : pretty(head);
-  return rest ? known + ": " + pretty(rest) : known;
+  const rule = (rest || "").replace(/^examples:/, "");
+  return rest ? known + ": " + category(RULE_CAT[rule] || rule) : known;
 }
 function actorLabel(actor) {
   const a = String(actor || "").split(":")[0];
@@ -84,7 +87,7 @@ async function loadList(opt) {
       state.items = fresh;
       state.next = data.next || null;
     } else {
-      // Older pages stay; what moved up comes from the fresh page, what no longer matches goes.
+      // Older pages stay; moved items come from the fresh page; non-matches go.
       const ids = new Set(fresh.map((c) => String(c.id)));
       const oldest = fresh[fresh.length - 1];
       const rest = state.items.filter((c) => !ids.has(String(c.id)) && (!oldest || newer(oldest, c)));
@@ -302,7 +305,7 @@ function renderThread(data, first) {
   $("thread-pane").dataset.state = "ready";
   $("thread-loading").hidden = true;
   const sc = $("messages-scroll");
-  // Decided before the banner and cards above the messages change height.
+  // Decided before the banner and cards above change height.
   const follow = first || sc.scrollHeight - sc.scrollTop - sc.clientHeight < 80;
   renderHead(c);
   applyMode(c.mode);
@@ -607,7 +610,7 @@ function buildModeNote(m) {
   return node;
 }
 
-/** Send a suppressed draft / resend an unconfirmed message: one client_id per message, reused on retry. */
+/** Send a suppressed draft / resend an unconfirmed one: one client_id per message, kept on retry. */
 async function messageAction(btn, key, suffix) {
   const id = state.openId;
   if (id === null || btn.getAttribute("aria-busy") === "true") return;
@@ -739,7 +742,7 @@ function connectEvents() {
   es.onerror = () => {
     esHadError = true;
     if (es.readyState === EventSource.CLOSED) {
-      // The browser gave up (an HTTP error such as 401): check the session, then try again later.
+      // The browser gave up (e.g. a 401): check the session, retry later.
       setLive(navigator.onLine === false ? "offline" : "reconnecting");
       App.api("GET", "/api/me", undefined, {quiet: true}).catch(() => {});
       const wait = esRetry;
