@@ -293,7 +293,12 @@ class Batcher:
         if slot.lead:   # first in, or handed the lead by the thread that encoded the batch before
             self._run()
         if slot.error is not None:
-            raise slot.error
+            if slot.lead:          # this thread's own encoder call: its own exception
+                raise slot.error
+            # another thread's call failed: an error of this thread's own (one exception object raised in
+            # several threads mixes their tracebacks; an interrupt of that thread is not this one's)
+            raise RuntimeError(f"the shared encoder call failed: {type(slot.error).__name__}") from (
+                slot.error if isinstance(slot.error, Exception) else None)
         return slot.vectors
 
     def _leave(self, slot: _Slot) -> None:

@@ -120,6 +120,10 @@ def test_an_encoder_error_reaches_every_caller_of_that_batch_and_the_next_caller
         t.join(10)
     assert np.array_equal(first_results["lead"], rows(["fine"]))
     assert set(errors) == {"a", "b"} and not results
+    # the thread that ran the call gets its exception; the other one an error of its own, chained to it
+    ran = [e for e in errors.values() if str(e) == "encoder failed"]
+    other = [e for e in errors.values() if str(e) == "the shared encoder call failed: RuntimeError"]
+    assert len(ran) == 1 and len(other) == 1 and other[0].__cause__ is ran[0]
     assert np.array_equal(batcher.embed(["after"]), rows(["after"]))     # not left busy
 
 
