@@ -7,8 +7,8 @@ Writes: conversations.preferences (criteria accumulate over turns); the reply re
 `generation.state`. Sends nothing: answer_conversation sends what this returns, behind the fence,
 and records what a reply promises on the agent's behalf (`Reply.promise`) as a task for the agent.
 It keeps the thread: "it", "the second", "the cheaper one", "NH-0033" and a bare "payment plan?"
-are about a listing already sent (after a shortlist, a bare question is answered for each listing); thanks / ok / bye get a short closing; "more", "cheaper",
-"bigger" move on from what was shown; nothing matching shows the closest by fit. Every figure comes
+are about a listing already sent (after a shortlist, a bare question is answered for each listing);
+thanks / ok / bye get a short closing; "more", "cheaper", "bigger" move on from what was shown; nothing matching shows the closest by fit. Every figure comes
 from a listing row; all wording from the persona directive's templates. It is the embedded default
 (no model configured) and the fallback whenever a model fails or its draft does not pass the guards.
 
@@ -112,8 +112,7 @@ def offline_reply(
             return about(found.listing, intent if intent in QUESTIONS else again)
         if intent in EACH and len(state.shown) > 1 and not named:
             # "and the down payment?" after a shortlist: the answer for each listing shown, not "which one?"
-            rows = [r for ref in state.shown[:limit]
-                    if (r := property_store.get_property(conn, agent_id=agent_id, reference=ref))]
+            rows = property_store.get_properties(conn, agent_id=agent_id, references=state.shown[:limit])
             parts.extend(listing_answers.answer(intent, r, t, lang=card_lang, arabic_digits=digits) for r in rows)
             return done("answer", [r["reference"] for r in rows], now=State(state.shown, None, intent))
         if not named and (state.shown or intent != "availability"):    # "what's available?" is a search
@@ -121,8 +120,8 @@ def offline_reply(
             return done("ask")
     if intent in PAGED and (state.shown or state.focus):
         intro, none_left = PAGED[intent]
-        base = [r for ref in ((state.focus,) if state.focus else state.shown)
-                if (r := property_store.get_property(conn, agent_id=agent_id, reference=ref))]
+        base = property_store.get_properties(conn, agent_id=agent_id,
+                                             references=(state.focus,) if state.focus else state.shown)
         wanted, keep, exclude = listing_fit.moved_on(intent, prefs, base)   # a step from what was shown, not stored
         wide = replace(wanted, include_unavailable=wanted.include_unavailable or retrieval["include_unavailable"])
         skip = set(exclude) | (set(state.seen) if intent == "more" else set())

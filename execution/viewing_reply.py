@@ -35,8 +35,8 @@ from execution.lib.when import read_when
 from execution.list_viewing_slots import bookable_listing, list_viewing_slots, numbered
 from execution.viewing_messages import arabic_digits, viewing_text
 
-
 DAY_SLOTS = 96                 # every slot of one day (15-minute slots), to pick the nearest from
+
 
 def _focus(conn, conversation: dict, text: str) -> dict | None:
     """The listing meant ("NH-0033", "the second", "the one in Maadi", "it"), if it can be visited."""
@@ -88,9 +88,11 @@ def _viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, c
 
     def offer(listing: dict, start=None, end=None, action="book", viewing_id=None, message="offer_slots",
               near=None) -> Reply:
-        """The free times in [start, end), or those of `near`'s day nearest to it ("Sunday at 4": 4 pm itself
-        when free); when the time asked for has none, that day's nearest times, then the earliest of any day,
-        saying that the time asked for had none (`none_then`)."""
+        """The free times in [start, end), or those of `near`'s day nearest to it (an off-grid time, or "Sunday
+        at 4", a window of no length: 4 pm itself when free); when the time asked for has none, that day's
+        nearest times, then the earliest of any day, saying that the time asked for had none (`none_then`)."""
+        if near is None and start is not None and start == end:
+            near = start
         with db.connection() as conn:
             def free(lo=None, hi=None, limit=None):
                 return list_viewing_slots(conn, snapshot=snapshot, agent_id=conversation["agent_id"], listing=listing,
@@ -176,8 +178,6 @@ def _viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, c
             listing = bookable_listing(conn, agent_id=conversation["agent_id"], reference=v["reference"])
         if when.kind == "exact" and not when.ambiguous:
             return book(listing, when.start, "move", v["id"])
-        if when.kind == "exact":
-            return offer(listing, action="move", viewing_id=v["id"], near=when.start)
         return offer(listing, when.start, when.end, action="move", viewing_id=v["id"])
     # 4. A request to visit.
     if not visit:
@@ -187,9 +187,7 @@ def _viewing_reply(db: Database, redis, providers: ProviderRegistry | None, *, c
         return Reply(say("which_listing"), lang, "viewing")
     if when.kind == "exact" and not when.ambiguous:
         return book(listing, when.start)
-    if when.kind == "exact":             # "Sunday at 4": am or pm? That day's times nearest the likelier one
-        return offer(listing, near=when.start)
-    if when.kind in ("day", "part", "range", "time"):
+    if when.kind in ("day", "part", "range", "exact", "time"):     # "Sunday at 4" (am or pm?): its nearest
         return offer(listing, when.start, when.end)
     return offer(listing)
 

@@ -6,10 +6,13 @@ time zone (a day's opening hours are wall-clock times there, daylight saving inc
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Iterable, Mapping
 from zoneinfo import ZoneInfo
+
+from execution.lib import directive_schemas
 
 WEEKDAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -125,10 +128,6 @@ def is_bookable(rules: Rules, slot: datetime, *, now: datetime, listing_windows:
 def parse_week(text: str) -> dict:
     """An agent's own week from JSON ('{"sun": ["09:00", "18:00"]}'), checked as the viewing directive's week
     is ("18:00" to "09:00" left no free time); ValueError with the reason. Days left out have no viewings."""
-    import json
-
-    from execution.lib import directive_schemas
-
     try:
         hours = json.loads(text)
     except ValueError:

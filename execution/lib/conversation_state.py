@@ -267,8 +267,7 @@ def resolve(conn: Connection, *, state: State, text: str, agent_id: int, aliases
         return Resolution(row, "reference" if row else "unknown_reference")
     choice, said = _choice(rest), extract(text, aliases=aliases)
     named = places or said.property_types or said.bedrooms_min is not None
-    shown = [r for ref in state.shown if (r := property_store.get_property(conn, agent_id=agent_id, reference=ref))] \
-        if choice or named else []
+    shown = property_store.get_properties(conn, agent_id=agent_id, references=state.shown) if choice or named else []
     if choice and shown:
         kind, value = choice
         if kind == "ordinal":

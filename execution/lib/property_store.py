@@ -146,12 +146,19 @@ def listing_values(listing: Listing, area_id: int | None) -> dict:
             "status": x.status, "latitude": x.latitude, "longitude": x.longitude, "images": list(x.images)}
 
 
+def _set_by(file_columns: set[str] | frozenset[str] | None) -> frozenset:
+    """The properties columns an upsert of a file with these import columns updates (None: all)."""
+    if file_columns is None:
+        return frozenset(_WRITTEN)
+    # the required columns are in every file, so this is never empty
+    return frozenset(c for name in file_columns for c in FILE_COLUMNS.get(name, ())) or frozenset({"price"})
+
+
 def changed_columns(conn: Connection, *, agent_id: int, listings: list[tuple[Listing, int | None]],
                     file_columns: set[str] | frozenset[str] | None = None) -> dict[str, list[str]]:
     """For listings that exist already: reference → the columns an upsert would change (those the file
     sets, whose value differs)."""
-    written = [c for c in _WRITTEN if file_columns is None
-               or c in {col for name in file_columns for col in FILE_COLUMNS.get(name, ())}]
+    written = [c for c in _WRITTEN if c in _set_by(file_columns)]
     refs = [x.reference for x, _ in listings]
     with conn.cursor() as cur:
         cur.execute(f"SELECT reference, {', '.join(_WRITTEN)} FROM properties "   # noqa: S608 - fixed names
@@ -187,16 +194,16 @@ def upsert_properties(
 
     file_columns: the import columns the source had (None: all). A new listing gets every field; an
     existing one only those its columns set, the rest stay as they were."""
-    rows = [(organization_id, agent_id, x.reference, *listing_values(x, area_id).values()) for x, area_id in listings]
+    rows = []
+    for x, area_id in listings:
+        values = listing_values(x, area_id)
+        rows.append((organization_id, agent_id, x.reference, *(values[c] for c in _WRITTEN)))
     if not rows:
         return {}
     template = "(" + ", ".join(["%s"] * 18) + ", %s::text[], %s, %s, %s, %s, %s::text[])"
-    columns = frozenset(_WRITTEN) if file_columns is None else frozenset(
-        c for name in file_columns for c in FILE_COLUMNS.get(name, ()))
-    if not columns:
-        columns = frozenset({"price"})      # the required columns are always in a file; never an empty SET
     with conn.cursor() as cur:
-        result = execute_values(cur, _upsert_sql(columns), rows, template=template, page_size=500, fetch=True)
+        result = execute_values(cur, _upsert_sql(_set_by(file_columns)), rows, template=template, page_size=500,
+                                fetch=True)
     return {r["reference"]: r["inserted"] for r in result}
 
 
@@ -221,6 +228,15 @@ def get_properties_by_id(conn: Connection, *, agent_id: int, ids: list[int]) -> 
         )
         by_id = {r["id"]: r for r in cur}
     return [by_id[i] for i in ids if i in by_id]
+
+
+def get_properties(conn: Connection, *, agent_id: int, references: list[str] | tuple[str, ...]) -> list[dict]:
+    """The agent's listings with these references, in the order given (those that exist)."""
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT {PROPERTY_COLUMNS} FROM properties p WHERE p.agent_id = %s AND p.reference = ANY(%s)",
+                    (agent_id, list(references)))
+        by_reference = {r["reference"]: r for r in cur}
+    return [by_reference[ref] for ref in references if ref in by_reference]
 
 
 def delete_property(conn: Connection, *, agent_id: int, reference: str) -> dict | None:

@@ -67,19 +67,25 @@ def test_a_lone_caller_is_encoded_at_once_with_the_real_encoder():
     assert np.allclose(got, meaning.embed([text, "thanks"]), atol=1e-6)
 
 
-def test_callers_arriving_during_an_encode_share_the_next_one_and_each_gets_its_own_rows():
-    enc = Encoder(hold_first=True)
+def behind_a_held_call(enc: Encoder, lead: list[str], calls: dict):
+    """`lead` is encoded first and held until every one of `calls` waits behind it; then all finish.
+    (batcher, the lead's result, the callers' results and errors)."""
     batcher = meaning.Batcher(enc)
-    first, _, _ = run_all(batcher, {"lead": ["hello there"]})
+    first, first_results, _ = run_all(batcher, {"lead": lead})
     assert enc.started.wait(5)
-    calls = {f"c{i}": [f"message number {i}"] + ([f"second line {i}"] if i % 2 else []) for i in range(6)}
     threads, results, errors = run_all(batcher, calls)
-    # every follower is queued behind the running encode before it finishes
-    wait_queued(batcher, 6)
+    wait_queued(batcher, len(calls))        # every follower is queued behind the running encode
     enc.release.set()
     for t in first + threads:
         t.join(10)
         assert not t.is_alive()
+    return batcher, first_results.get("lead"), results, errors
+
+
+def test_callers_arriving_during_an_encode_share_the_next_one_and_each_gets_its_own_rows():
+    enc = Encoder(hold_first=True)
+    calls = {f"c{i}": [f"message number {i}"] + ([f"second line {i}"] if i % 2 else []) for i in range(6)}
+    _, _, results, errors = behind_a_held_call(enc, ["hello there"], calls)
     assert not errors
     assert enc.batches[0] == ["hello there"]
     assert len(enc.batches) == 2, enc.batches          # the six callers: one encoder call
@@ -91,16 +97,8 @@ def test_callers_arriving_during_an_encode_share_the_next_one_and_each_gets_its_
 def test_a_batch_holds_at_most_max_texts(monkeypatch):
     monkeypatch.setattr(meaning.Batcher, "MAX_TEXTS", 4)
     enc = Encoder(hold_first=True)
-    batcher = meaning.Batcher(enc)
-    first, _, _ = run_all(batcher, {"lead": ["x"]})
-    assert enc.started.wait(5)
     calls = {f"c{i}": [f"a{i}", f"b{i}", f"c{i}"][: 1 + i % 3] for i in range(7)}
-    threads, results, errors = run_all(batcher, calls)
-    wait_queued(batcher, 7)
-    enc.release.set()
-    for t in first + threads:
-        t.join(10)
-        assert not t.is_alive()
+    _, _, results, errors = behind_a_held_call(enc, ["x"], calls)
     assert not errors
     assert all(len(b) <= 4 for b in enc.batches), enc.batches
     assert sum(len(b) for b in enc.batches[1:]) == sum(len(t) for t in calls.values())
@@ -110,15 +108,8 @@ def test_a_batch_holds_at_most_max_texts(monkeypatch):
 
 def test_an_encoder_error_reaches_every_caller_of_that_batch_and_the_next_caller_still_works():
     enc = Encoder(hold_first=True, fail_on="boom")
-    batcher = meaning.Batcher(enc)
-    first, first_results, _ = run_all(batcher, {"lead": ["fine"]})
-    assert enc.started.wait(5)
-    threads, results, errors = run_all(batcher, {"a": ["boom"], "b": ["also in the batch"]})
-    wait_queued(batcher, 2)
-    enc.release.set()
-    for t in first + threads:
-        t.join(10)
-    assert np.array_equal(first_results["lead"], rows(["fine"]))
+    batcher, lead, results, errors = behind_a_held_call(enc, ["fine"], {"a": ["boom"], "b": ["also in the batch"]})
+    assert np.array_equal(lead, rows(["fine"]))
     assert set(errors) == {"a", "b"} and not results
     # the thread that ran the call gets its exception; the other one an error of its own, chained to it
     ran = [e for e in errors.values() if str(e) == "encoder failed"]
